@@ -1,0 +1,62 @@
+"""Flask app factory: binds extensions and registers blueprints, nothing at import time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from connectors import build_registry
+from engine.config import Settings
+from engine.db import make_engine, make_session_factory
+from engine.jobs import EmbeddedWorker, attach_dispatcher
+
+
+def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
+    """Build the web app. ``start_worker`` starts the embedded worker thread (``motcua serve``)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, JSON_AS_ASCII=False, TESTING=settings.is_test)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    engine = make_engine(settings)
+    factory = make_session_factory(engine)
+
+    from backoffice.extensions import Motcua, close_db
+
+    ext = Motcua(settings=settings, engine=engine, factory=factory, registry=build_registry(settings, factory))
+    app.extensions["motcua"] = ext
+    app.teardown_appcontext(close_db)
+
+    if settings.worker == "celery":
+        from backoffice.celery_app import celery_init_app
+
+        celery = celery_init_app(app)
+        from backoffice.tasks import dispatch_service_calls
+
+        attach_dispatcher(factory, lambda ids: dispatch_service_calls(celery, ids))
+    else:
+        worker = EmbeddedWorker(factory, ext.registry, interval=settings.worker_interval, lease=ext.lease)
+        ext.worker = worker
+        attach_dispatcher(factory, worker.wake)
+        if start_worker:
+            worker.start()
+
+    from backoffice.api import bp as api_bp
+    from backoffice.web import bp as web_bp
+
+    app.register_blueprint(web_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    if settings.is_test:
+        from backoffice.testmode import bp as test_bp
+
+        app.register_blueprint(test_bp, url_prefix="/api/v1/test")
+    if settings.sandbox:
+        from backoffice.sandbox import bp as sandbox_bp
+
+        app.register_blueprint(sandbox_bp, url_prefix="/sandbox")
+    return app
+
+
+def app_factory(**kwargs: Any) -> Flask:
+    """Entry point for ``gunicorn 'backoffice.app:app_factory()'``."""
+    return create_app(**kwargs)

@@ -1,0 +1,45 @@
+"""Celery bound to the Flask app (Flask's ``examples/celery`` pattern): JSON only, late acks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from backoffice.extensions import motcua
+
+
+def celery_init_app(app: Flask) -> Celery:
+    settings = motcua(app).settings
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=settings.broker_url,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        # A task is acknowledged after it ran: a worker killed mid-task leaves the message to be
+        # delivered again; the service call's lease and task-id idempotency make that safe.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        task_soft_time_limit=settings.service_timeout,
+        task_time_limit=settings.service_timeout + 30,
+        beat_schedule={
+            "motcua-tick": {"task": "motcua.tick", "schedule": settings.worker_interval},
+        },
+        timezone="UTC",
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    import backoffice.tasks  # noqa: F401 - registers the tasks on this app
+
+    return celery

@@ -1,0 +1,35 @@
+"""Celery tasks: thin wrappers over engine.jobs; they take ids and are idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from celery import Celery, shared_task
+
+from backoffice.extensions import motcua
+from engine import jobs
+
+RUN_SERVICE_CALL = "motcua.run_service_call"
+
+
+@shared_task(name=RUN_SERVICE_CALL, acks_late=True, reject_on_worker_lost=True)
+def run_service_call(call_id: str) -> str:
+    ext = motcua()
+    return jobs.run_service_call(ext.factory, call_id, ext.registry, lease=ext.lease)
+
+
+@shared_task(name="motcua.tick")
+def tick() -> dict[str, Any]:
+    """Beat: fire due timers, and (re)queue service calls that are due or whose lease ran out."""
+    ext = motcua()
+    fired = jobs.fire_timers(ext.factory)
+    calls = jobs.due_service_calls(ext.factory)
+    for call_id in calls:
+        run_service_call.delay(call_id)
+    return {"timers": fired, "calls": len(calls)}
+
+
+def dispatch_service_calls(celery: Celery, ids: Iterable[str]) -> None:
+    for call_id in ids:
+        celery.send_task(RUN_SERVICE_CALL, args=[call_id])

@@ -1,0 +1,19 @@
+"""Connectors: the outside world reached from service tasks and message events."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.registry import ConnectorRegistry
+from engine.config import Settings
+
+
+def build_registry(settings: Settings, factory: sessionmaker[Session]) -> ConnectorRegistry:
+    """All operations available to service tasks under ``settings``."""
+    from connectors import demo, notify
+
+    registry = ConnectorRegistry()
+    notify.register(registry, factory)
+    if settings.sandbox or settings.env != "production":
+        demo.register(registry, factory)
+    return registry

@@ -1,0 +1,43 @@
+"""Connector registry: service-task operations by name, called with an idempotency key.
+
+Each operation is a small callable ``(params, key) -> JSON-able result``. The engine only sees
+the registry as a :data:`engine.services.ServiceHandler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.services import PermanentServiceError
+
+Operation = Callable[[Mapping[str, Any], str], Any]
+
+
+class UnknownOperation(PermanentServiceError):
+    pass
+
+
+class ConnectorRegistry:
+    """Operations by name (``notify.status``, ``payment.create`` …)."""
+
+    def __init__(self) -> None:
+        self._operations: dict[str, Operation] = {}
+
+    def register(self, name: str, operation: Operation) -> None:
+        if name in self._operations:
+            raise ValueError(f"operation {name!r} is registered twice")
+        self._operations[name] = operation
+
+    def names(self) -> list[str]:
+        return sorted(self._operations)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._operations
+
+    def __call__(self, operation: str, params: Mapping[str, Any], key: str) -> Any:
+        try:
+            fn = self._operations[operation]
+        except KeyError:
+            raise UnknownOperation(f"no connector operation {operation!r}") from None
+        return fn(params, key)

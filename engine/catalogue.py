@@ -1,0 +1,95 @@
+"""Procedure folders (``processes/<code>/procedure.yaml`` + BPMN) loaded into the catalogue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import services, workflow
+from engine.models import Procedure, ProcessModelVersion
+
+CATALOGUE_KEYS = ("fee", "documents", "delivery", "form_schema", "task_forms", "basis", "sources")
+
+
+class CatalogueError(ValueError):
+    """A procedure folder is malformed; the message starts with ``file:line:``."""
+
+
+@dataclass(frozen=True)
+class ProcedureDefinition:
+    code: str
+    path: Path
+    data: dict[str, Any]
+    bpmn_xml: str
+
+    @property
+    def lane_roles(self) -> dict[str, str]:
+        return dict(self.data.get("lanes") or {})
+
+
+def default_processes_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "processes"
+
+
+def load_definition(folder: Path) -> ProcedureDefinition:
+    path = folder / "procedure.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise CatalogueError(f"{path}:{line}: {exc.problem}") from exc
+    if not isinstance(data, dict):
+        raise CatalogueError(f"{path}:1: expected a mapping")
+    for key in ("code", "name_vi", "name_en", "legal_time", "bpmn"):
+        if key not in data:
+            raise CatalogueError(f"{path}:1: missing key {key!r}")
+    if data["code"] != folder.name:
+        raise CatalogueError(f"{path}:1: code {data['code']!r} differs from the folder name {folder.name!r}")
+    bpmn_path = folder / data["bpmn"]
+    if not bpmn_path.is_file():
+        raise CatalogueError(f"{path}:1: BPMN file {data['bpmn']!r} not found")
+    return ProcedureDefinition(data["code"], folder, data, bpmn_path.read_text(encoding="utf-8"))
+
+
+def load_definitions(processes_dir: Path | None = None) -> list[ProcedureDefinition]:
+    root = processes_dir or default_processes_dir()
+    return [load_definition(p.parent) for p in sorted(root.glob("*/procedure.yaml"))]
+
+
+def sync_procedure(session: Session, definition: ProcedureDefinition, *, actor: services.Actor) -> Procedure:
+    """Create or update the catalogue entry; deploy the BPMN when it differs from the current version."""
+    data = definition.data
+    procedure = session.scalar(select(Procedure).where(Procedure.code == definition.code))
+    if procedure is None:
+        procedure = Procedure(code=definition.code)
+        session.add(procedure)
+    procedure.national_code = data.get("national_code")
+    procedure.name_vi = data["name_vi"]
+    procedure.name_en = data["name_en"]
+    procedure.field = data.get("field", "")
+    procedure.online_level = data.get("online_level", "partial")
+    procedure.legal_time_value = float(data["legal_time"].get("value") or 0)
+    procedure.legal_time_unit = data["legal_time"]["unit"]
+    procedure.catalogue = {k: data[k] for k in CATALOGUE_KEYS if k in data}
+    session.flush()
+    current = session.scalar(
+        select(ProcessModelVersion)
+        .where(ProcessModelVersion.procedure_id == procedure.id)
+        .order_by(ProcessModelVersion.version.desc())
+        .limit(1)
+    )
+    if current is None or current.content_hash != workflow.content_hash(definition.bpmn_xml):
+        services.deploy_process_model(
+            session, procedure, definition.bpmn_xml, actor=actor, lane_roles=definition.lane_roles,
+            comment=f"from {definition.path.name}/{data['bpmn']}",
+        )
+    return procedure
+
+
+def sync_catalogue(session: Session, *, actor: services.Actor, processes_dir: Path | None = None) -> list[str]:
+    return [sync_procedure(session, d, actor=actor).code for d in load_definitions(processes_dir)]

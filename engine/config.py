@@ -1,0 +1,126 @@
+"""Configuration: every MOTCUA_* setting, declared once, validated at start-up.
+
+Nothing else in the project reads ``os.environ``; code receives a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - the known default production refuses
+ENVIRONMENTS = ("development", "test", "production")
+WORKERS = ("embedded", "celery")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or not allowed in this environment."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; ``from_env`` maps ``MOTCUA_<FIELD>`` to each field."""
+
+    # SQLAlchemy URL. SQLite for the embedded default, PostgreSQL in production.
+    database_url: str = "sqlite:///instance/motcua.db"
+    # Celery broker (RabbitMQ). Required when worker == "celery".
+    broker_url: str = ""
+    # Flask session/CSRF secret and the signing key for tokens.
+    secret_key: str = DEFAULT_SECRET
+    # development | test | production
+    env: str = "development"
+    # 1 mounts the provider sandboxes under /sandbox (never in production).
+    sandbox: bool = True
+    # embedded: a thread in the web process runs timers, service tasks and the outbox;
+    # celery: Celery workers and beat do it.
+    worker: str = "embedded"
+    # Seconds between two passes of the embedded worker / the beat schedule.
+    worker_interval: float = 2.0
+    # Seconds a service call may run before the job gives up (Celery soft time limit too).
+    service_timeout: float = 30.0
+    # Log SQL statements.
+    sql_echo: bool = False
+    # Connector endpoints and secrets (used by connectors/; empty = sandbox defaults).
+    payment_url: str = ""
+    payment_secret: str = ""
+    postal_url: str = ""
+    postal_secret: str = ""
+    sms_url: str = ""
+    sms_secret: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 25
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read MOTCUA_* variables, apply overrides, validate."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            key = f"MOTCUA_{f.name.upper()}"
+            if key not in environ:
+                continue
+            raw = environ[key]
+            try:
+                if f.type in ("bool", bool):
+                    values[f.name] = _bool(raw)
+                elif f.type in ("int", int):
+                    values[f.name] = int(raw)
+                elif f.type in ("float", float):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc}") from exc
+        known = {f"MOTCUA_{f.name.upper()}" for f in fields(cls)}
+        extra = {k: v for k, v in environ.items() if k.startswith("MOTCUA_") and k not in known}
+        values["extra"] = extra
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        """A validated copy with some settings changed."""
+        settings = replace(self, **changes)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse impossible or unsafe combinations."""
+        if self.env not in ENVIRONMENTS:
+            raise ConfigError(f"MOTCUA_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
+        if self.worker not in WORKERS:
+            raise ConfigError(f"MOTCUA_WORKER must be one of {', '.join(WORKERS)}, not {self.worker!r}")
+        if not self.database_url:
+            raise ConfigError("MOTCUA_DATABASE_URL is empty")
+        if self.worker == "celery" and not self.broker_url:
+            raise ConfigError("MOTCUA_WORKER=celery needs MOTCUA_BROKER_URL")
+        if self.worker_interval <= 0:
+            raise ConfigError("MOTCUA_WORKER_INTERVAL must be positive")
+        if self.env == "production":
+            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+                raise ConfigError("production refuses the default or a short MOTCUA_SECRET_KEY (32+ chars)")
+            if self.sandbox:
+                raise ConfigError("production refuses MOTCUA_SANDBOX=1: sandboxes play fake providers")
+            if self.database_url.startswith("sqlite"):
+                raise ConfigError("production needs PostgreSQL in MOTCUA_DATABASE_URL, not SQLite")
+            if self.worker == "embedded":
+                raise ConfigError("production needs MOTCUA_WORKER=celery and a broker")
+
+    @property
+    def is_test(self) -> bool:
+        return self.env == "test"

@@ -1,0 +1,144 @@
+"""Background work shared by the embedded worker thread and Celery: due timers and service calls.
+
+Each function owns its transactions (one per unit of work) and is safe to run in several
+processes at once. Service calls are idempotent by Spiff task id: the id is the idempotency key
+sent to the provider, and the task is completed once whatever the number of attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine import services
+from engine.db import transaction
+from engine.services import PermanentServiceError, ServiceHandler
+
+log = logging.getLogger(__name__)
+
+Dispatcher = Callable[[Iterable[str]], None]
+_DISPATCH_KEY = "motcua_dispatch"
+
+
+def attach_dispatcher(factory: sessionmaker[Session], dispatch: Dispatcher) -> None:
+    """After each commit of a session from ``factory``, hand new service calls to ``dispatch``."""
+    factory.kw.setdefault("info", {})[_DISPATCH_KEY] = dispatch
+
+
+@event.listens_for(Session, "after_commit")
+def _dispatch_after_commit(session: Session) -> None:
+    dispatch = session.info.get(_DISPATCH_KEY)
+    ids = services.pop_new_service_calls(session)
+    if dispatch is not None and ids:
+        try:
+            dispatch(ids)
+        except Exception:  # the sweep of due calls picks them up later: nothing is lost
+            log.exception("dispatch of service calls %s failed; the next sweep retries them", ids)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    services.pop_new_service_calls(session)
+
+
+def run_service_call(
+    factory: sessionmaker[Session], call_id: str, handler: ServiceHandler, *, lease: timedelta
+) -> str:
+    """Take, perform and finish one service call; returns what happened."""
+    with transaction(factory) as session:
+        call = services.take_service_call(session, call_id, lease=lease)
+        if call is None:
+            return "skipped"
+        operation, params = call.operation, dict(call.params)
+    try:
+        result = handler(operation, params, call_id)
+    except PermanentServiceError as exc:
+        with transaction(factory) as session:
+            services.fail_service_call(session, call_id, str(exc), permanent=True)
+        return "failed"
+    except Exception as exc:
+        log.warning("service call %s (%s) failed: %s", call_id, operation, exc)
+        with transaction(factory) as session:
+            services.fail_service_call(session, call_id, f"{type(exc).__name__}: {exc}")
+        return "retry"
+    with transaction(factory) as session:
+        finished = services.finish_service_call(session, call_id, result)
+    return "done" if finished else "already-done"
+
+
+def fire_timers(factory: sessionmaker[Session], *, limit: int = 200) -> int:
+    with transaction(factory) as session:
+        return services.fire_due_timers(session, limit=limit)
+
+
+def due_service_calls(factory: sessionmaker[Session], *, limit: int = 100) -> list[str]:
+    with transaction(factory) as session:
+        return services.due_service_calls(session, limit=limit)
+
+
+def drain(
+    factory: sessionmaker[Session], handler: ServiceHandler, *, lease: timedelta, max_rounds: int = 100
+) -> dict[str, int]:
+    """Run due timers and service calls until nothing is left to do now (test mode, embedded)."""
+    totals = {"timers": 0, "calls": 0}
+    for _ in range(max_rounds):
+        fired = fire_timers(factory)
+        calls = due_service_calls(factory)
+        for call_id in calls:
+            run_service_call(factory, call_id, handler, lease=lease)
+        totals["timers"] += fired
+        totals["calls"] += len(calls)
+        if not fired and not calls:
+            break
+    return totals
+
+
+class EmbeddedWorker:
+    """A daemon thread that drains due work every ``interval`` seconds, or at once when woken."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], handler: ServiceHandler, *, interval: float, lease: timedelta
+    ):
+        self.factory = factory
+        self.handler = handler
+        self.interval = interval
+        self.lease = lease
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def wake(self, _ids: Iterable[str] = ()) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="motcua-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                drain(self.factory, self.handler, lease=self.lease)
+            except Exception:  # keep the thread alive; the failed work stays due and is retried
+                log.exception("embedded worker pass failed")
+            self.passes += 1
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+
+def worker_info() -> dict[str, Any]:
+    return {"thread": threading.current_thread().name}

@@ -1,0 +1,426 @@
+"""SQLAlchemy 2 models: the durable state of units, users, procedures, cases, tasks, timers and audit.
+
+The inbox reads the ``task`` projection and the scheduler reads ``timer``: neither ever parses the
+serialized workflow JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes stored as UTC on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Role(enum.StrEnum):
+    """Roles; lanes of a process map to the officer roles."""
+
+    ONESTOP = "onestop"  # Bộ phận Một cửa
+    JUSTICE = "justice"  # Tư pháp – Hộ tịch
+    CULTURE = "culture"  # Văn hoá – Xã hội
+    LEADER = "leader"  # Lãnh đạo UBND
+    DESIGNER = "designer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    CITIZEN = "citizen"
+
+
+OFFICER_ROLES = frozenset({Role.ONESTOP, Role.JUSTICE, Role.CULTURE, Role.LEADER})
+
+
+class DossierStatus(enum.StrEnum):
+    """Dossier status; the value of each is mapped to the national portal status code 1–10."""
+
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    NOT_ACCEPTED = "not_accepted"
+    PROCESSING = "processing"
+    SUPPLEMENT_REQUESTED = "supplement_requested"
+    PAYMENT_REQUESTED = "payment_requested"
+    WITHDRAWAL_REQUESTED = "withdrawal_requested"
+    STOPPED = "stopped"
+    PROCESSED = "processed"
+    RETURNED = "returned"
+
+    @property
+    def national_code(self) -> int:
+        return NATIONAL_STATUS_CODES[self]
+
+
+NATIONAL_STATUS_CODES: dict[DossierStatus, int] = {
+    status: number for number, status in enumerate(DossierStatus, start=1)
+}
+FINAL_STATUSES = frozenset({DossierStatus.NOT_ACCEPTED, DossierStatus.STOPPED, DossierStatus.RETURNED})
+
+
+class Unit(Base):
+    """A commune-level People's Committee (UBND xã/phường), the scope of officers and dossiers."""
+
+    __tablename__ = "unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # QCVN 102:2016 agency code, the prefix of every dossier code, e.g. 000.00.31.H26
+    agency_code: Mapped[str] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class User(Base):
+    """An officer, leader, designer, auditor, admin or citizen account."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300), default="")
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(200))
+    id_number: Mapped[str | None] = mapped_column(String(12), unique=True)  # CCCD for citizens
+    title: Mapped[str | None] = mapped_column(String(120))  # e.g. "Chủ tịch UBND xã"
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    unit: Mapped[Unit | None] = relationship()
+    role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(r.role for r in self.role_rows)
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+    @validates("role")
+    def _check_role(self, _key: str, value: str) -> str:
+        return Role(value).value
+
+
+class Procedure(Base):
+    """A catalogue entry (thủ tục hành chính) with its legal time, fee and forms."""
+
+    __tablename__ = "procedure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), unique=True)  # motcua key, e.g. birth_registration
+    national_code: Mapped[str | None] = mapped_column(String(40))  # e.g. 1.001193
+    name_vi: Mapped[str] = mapped_column(String(300))
+    name_en: Mapped[str] = mapped_column(String(300))
+    field: Mapped[str] = mapped_column(String(120), default="")
+    online_level: Mapped[str] = mapped_column(String(20), default="partial")  # full | partial | none
+    # Legal time: value + unit (same_day | working_days | calendar_days | hours).
+    legal_time_value: Mapped[float] = mapped_column(default=0)
+    legal_time_unit: Mapped[str] = mapped_column(String(20), default="working_days")
+    catalogue: Mapped[dict[str, Any]] = mapped_column(default=dict)  # fee, documents, forms, delivery
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @validates("legal_time_unit")
+    def _check_unit(self, _key: str, value: str) -> str:
+        if value not in ("same_day", "working_days", "calendar_days", "hours"):
+            raise ValueError(f"unknown legal time unit {value!r}")
+        return value
+
+
+class ProcessSpec(Base):
+    """A BPMN document and its parsed Spiff spec, stored once per content hash."""
+
+    __tablename__ = "process_spec"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str] = mapped_column(Text)  # serialized spec + subprocess specs
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ProcessModelVersion(Base):
+    """A deployed version of a procedure's process; cases stay on the version they started with."""
+
+    __tablename__ = "process_model_version"
+    __table_args__ = (UniqueConstraint("procedure_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procedure_id: Mapped[int] = mapped_column(ForeignKey("procedure.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(ForeignKey("process_spec.content_hash"))
+    lane_roles: Mapped[dict[str, Any]] = mapped_column(default=dict)  # lane name → role
+    deployed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    deployed_at: Mapped[datetime] = mapped_column()
+    comment: Mapped[str] = mapped_column(String(500), default="")
+
+    procedure: Mapped[Procedure] = relationship()
+    spec: Mapped[ProcessSpec] = relationship()
+
+
+class Dossier(Base):
+    """A case (hồ sơ): one application for one procedure, identified by its dossier code."""
+
+    __tablename__ = "dossier"
+    __table_args__ = (
+        Index("ix_dossier_unit_status", "unit_id", "status"),
+        Index("ix_dossier_unit_received", "unit_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(60), unique=True)
+    procedure_id: Mapped[int] = mapped_column(ForeignKey("procedure.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("process_model_version.id"))
+    applicant: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    applicant_name: Mapped[str] = mapped_column(String(200), default="", index=True)
+    applicant_id_number: Mapped[str | None] = mapped_column(String(20), index=True)
+    applicant_phone: Mapped[str | None] = mapped_column(String(20))
+    form: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    channel: Mapped[str] = mapped_column(String(20), default="online")  # online | counter | post
+    status: Mapped[str] = mapped_column(String(30), default=DossierStatus.SUBMITTED.value)
+    status_code: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    # When the clock is stopped (supplement requested), the moment it stopped; None while running.
+    clock_paused_at: Mapped[datetime | None] = mapped_column()
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    procedure: Mapped[Procedure] = relationship()
+    unit: Mapped[Unit] = relationship()
+    model_version: Mapped[ProcessModelVersion] = relationship()
+    pauses: Mapped[list[ClockPause]] = relationship(order_by="ClockPause.started_at", lazy="selectin")
+
+    @validates("status")
+    def _sync_status_code(self, _key: str, value: str) -> str:
+        status = DossierStatus(value)
+        self.status_code = status.national_code
+        return status.value
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None
+
+
+class ClockPause(Base):
+    """A stop of the legal clock (Decree 61/2018 art.19: supplement requested), ended on resume."""
+
+    __tablename__ = "clock_pause"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+
+class DossierCodeCounter(Base):
+    """Per unit and day sequence for dossier codes; incremented atomically with an upsert."""
+
+    __tablename__ = "dossier_code_counter"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WorkflowState(Base):
+    """The serialized SpiffWorkflow state of a case, without its spec (stored once in process_spec)."""
+
+    __tablename__ = "workflow_state"
+
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(ForeignKey("process_spec.content_hash"))
+    state: Mapped[bytes] = mapped_column(LargeBinary)  # zlib-compressed JSON
+    size: Mapped[int] = mapped_column(Integer, default=0)  # uncompressed bytes, for monitoring
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class TaskState(enum.StrEnum):
+    READY = "ready"
+    STARTED = "started"  # a service task whose call is running in a worker
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+OPEN_TASK_STATES = (TaskState.READY.value, TaskState.STARTED.value)
+
+
+class Task(Base):
+    """Projection of a Spiff user or service task: what the inbox and dashboards read."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_inbox_unit", "unit_id", "role", "state", "due_at"),
+        Index("ix_task_inbox_assignee", "assignee_id", "state", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # Spiff task UUID
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    spec_name: Mapped[str] = mapped_column(String(200))  # BPMN element id
+    name: Mapped[str] = mapped_column(String(300))  # label shown to officers
+    kind: Mapped[str] = mapped_column(String(20))  # user | service
+    lane: Mapped[str | None] = mapped_column(String(120))
+    role: Mapped[str | None] = mapped_column(String(20))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decision: Mapped[str | None] = mapped_column(String(40))
+
+    dossier: Mapped[Dossier] = relationship()
+
+
+class Timer(Base):
+    """A waiting timer event of a case; refilled from ``waiting_events()`` on every save."""
+
+    __tablename__ = "timer"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # Spiff task UUID of the catching event
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    run_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ServiceCall(Base):
+    """A service task's call, run by a job outside the engine step; keyed by the Spiff task id."""
+
+    __tablename__ = "service_call"
+    __table_args__ = (Index("ix_service_call_pending", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # Spiff task UUID = idempotency key
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    operation: Mapped[str] = mapped_column(String(120))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Append-only audit log; each row's hash covers its content and the previous row's hash."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column(Integer)  # no FK: the log outlives accounts
+    actor: Mapped[str] = mapped_column(String(120))  # username, or "system"/"worker"
+    action: Mapped[str] = mapped_column(String(60))
+    dossier_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    dossier_code: Mapped[str | None] = mapped_column(String(60))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class CalendarEntry(Base):
+    """A day that breaks the Mon–Fri rule: public holiday, day off, or make-up working day."""
+
+    __tablename__ = "holiday"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # holiday | day_off | make_up_day
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(500))
+
+    @validates("kind")
+    def _check_kind(self, _key: str, value: str) -> str:
+        if value not in ("holiday", "day_off", "make_up_day"):
+            raise ValueError(f"unknown calendar day kind {value!r}")
+        return value
+
+
+class Setting(Base):
+    """Small key/value settings shared by all processes (e.g. the test-mode clock offset)."""
+
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class SandboxRecord(Base):
+    """What a provider sandbox received (development and test only), de-duplicated by the
+    idempotency key the caller sent, as a real provider does; ``attempts`` counts deliveries."""
+
+    __tablename__ = "sandbox_record"
+    __table_args__ = (UniqueConstraint("provider", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))  # sms | mail | demo | …
+    idempotency_key: Mapped[str] = mapped_column(String(80))
+    recipient: Mapped[str | None] = mapped_column(String(200), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,830 @@
+"""The case service: the only write path for dossiers, tasks, timers and service calls.
+
+Every function takes the session as first argument and keyword-only options, flushes but does not
+commit (the request, job or command owns the transaction), and records audit events. Every engine
+step on a case runs under the dossier's row lock (``SELECT … FOR UPDATE``) and bumps its version.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.util.task import TaskState as SpiffState
+
+from engine import clock, workflow
+from engine.audit import record_event
+from engine.calendar import VN_TZ, CalendarDay, WorkingCalendar, load_seed_days, to_vn
+from engine.models import (
+    OPEN_TASK_STATES,
+    CalendarEntry,
+    ClockPause,
+    Dossier,
+    DossierCodeCounter,
+    DossierStatus,
+    ProcessModelVersion,
+    ProcessSpec,
+    Procedure,
+    ServiceCall,
+    Task,
+    TaskState,
+    Timer,
+    Unit,
+    User,
+    WorkflowState,
+)
+
+SYSTEM = "system"
+# While the legal clock is stopped, deadline timers wait here (far future) until it restarts.
+PAUSED_UNTIL = datetime(9999, 1, 1, tzinfo=VN_TZ)
+DEADLINE_VARIABLES = ("due_at", "warning_at")
+MAX_SERVICE_ATTEMPTS = 8
+MAX_ENGINE_PASSES = 50
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ServiceError(Exception):
+    """A business rule refused the command. ``code`` is stable for API clients."""
+
+    code = "invalid"
+    http_status = 400
+
+    def __init__(self, message: str, *, fields: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(ServiceError):
+    """The state changed under the caller: task already completed, claimed by someone else…"""
+
+    code = "conflict"
+    http_status = 409
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+    http_status = 403
+
+
+class InvalidData(ServiceError):
+    code = "invalid_data"
+    http_status = 422
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: a user, or the system/worker."""
+
+    name: str
+    user_id: int | None = None
+    roles: frozenset[str] = frozenset()
+    unit_id: int | None = None
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(user.username, user.id, user.roles, user.unit_id)
+
+
+SYSTEM_ACTOR = Actor(SYSTEM)
+
+
+def _audit(session: Session, actor: Actor, action: str, dossier: Dossier | None = None, **kw: Any) -> None:
+    record_event(
+        session,
+        action=action,
+        actor=actor.name,
+        actor_id=actor.user_id,
+        dossier_id=dossier.id if dossier else None,
+        dossier_code=dossier.code if dossier else None,
+        **kw,
+    )
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+_calendar_cache: dict[str, tuple[float, WorkingCalendar]] = {}
+CALENDAR_TTL = 60.0
+
+
+def calendar_for(session: Session) -> WorkingCalendar:
+    """The working-day calendar from the holiday table (cached for a minute per database)."""
+    key = str(session.get_bind().engine.url)
+    hit = _calendar_cache.get(key)
+    if hit and _time.monotonic() - hit[0] < CALENDAR_TTL:
+        return hit[1]
+    rows = session.scalars(select(CalendarEntry)).all()
+    days = [CalendarDay(day=r.day, kind=r.kind, name=r.name, source=r.source or "") for r in rows]
+    cal = WorkingCalendar(days)
+    _calendar_cache[key] = (_time.monotonic(), cal)
+    return cal
+
+
+def invalidate_calendar() -> None:
+    _calendar_cache.clear()
+
+
+def seed_calendar(session: Session) -> int:
+    """Insert the shipped holiday seed for days not in the table yet (admin edits are kept)."""
+    existing = set(session.scalars(select(CalendarEntry.day)).all())
+    added = 0
+    for d in load_seed_days():
+        if d.day not in existing:
+            session.add(CalendarEntry(day=d.day, kind=d.kind, name=d.name, source=d.source or None))
+            added += 1
+    session.flush()
+    invalidate_calendar()
+    return added
+
+
+def legal_due(cal: WorkingCalendar, procedure: Procedure, received: datetime) -> datetime:
+    """The due moment of a dossier of ``procedure`` received (or restarted) at ``received``."""
+    value, unit = procedure.legal_time_value, procedure.legal_time_unit
+    if unit == "same_day" or (unit == "working_days" and value == 0):
+        return cal.due(received, same_day=True)
+    if unit == "working_days":
+        return cal.due(received, working_days=int(value))
+    if unit == "calendar_days":
+        return cal.due(received, calendar_days=int(value))
+    return cal.due(received, hours=float(value))
+
+
+def task_deadline(cal: WorkingCalendar, spec: str, created: datetime) -> datetime:
+    """Due moment of a task from its BPMN ``deadline`` property: ``same_day``,
+    ``working_days:N``, ``working_hours:H`` or ``calendar_days:N``."""
+    kind, _, amount = spec.partition(":")
+    try:
+        if kind == "same_day":
+            return cal.due(created, same_day=True)
+        if kind == "working_days":
+            return cal.due(created, working_days=int(amount))
+        if kind == "working_hours":
+            return cal.due(created, hours=float(amount))
+        if kind == "calendar_days":
+            return cal.due(created, calendar_days=int(amount))
+    except ValueError as exc:
+        raise InvalidData(f"bad task deadline {spec!r}: {exc}") from exc
+    raise InvalidData(f"unknown task deadline {spec!r}")
+
+
+# --- process models ---------------------------------------------------------------------------
+
+
+def deploy_process_model(
+    session: Session,
+    procedure: Procedure,
+    bpmn_xml: str,
+    *,
+    actor: Actor,
+    lane_roles: Mapping[str, str] | None = None,
+    comment: str = "",
+) -> ProcessModelVersion:
+    """Parse and store a new version of a procedure's process; the BPMN is stored once per hash."""
+    parsed = workflow.parse_model(bpmn_xml)
+    roles = dict(lane_roles or {})
+    unmapped = sorted(lane for lane in parsed.lanes if lane not in roles)
+    from engine.models import OFFICER_ROLES
+
+    for lane in list(unmapped):
+        if lane in OFFICER_ROLES:
+            roles[lane] = lane
+            unmapped.remove(lane)
+    if unmapped:
+        raise InvalidData(
+            f"lanes without a role: {', '.join(unmapped)}",
+            fields={"lane_roles": [f"lane {lane!r} has no role" for lane in unmapped]},
+        )
+    if session.get(ProcessSpec, parsed.content_hash) is None:
+        session.add(
+            ProcessSpec(
+                content_hash=parsed.content_hash,
+                process_id=parsed.process_id,
+                bpmn_xml=parsed.bpmn_xml,
+                spec_json=parsed.spec_json,
+            )
+        )
+    last = session.scalar(
+        select(func.max(ProcessModelVersion.version)).where(ProcessModelVersion.procedure_id == procedure.id)
+    )
+    version = ProcessModelVersion(
+        procedure_id=procedure.id,
+        version=(last or 0) + 1,
+        content_hash=parsed.content_hash,
+        lane_roles=roles,
+        deployed_by_id=actor.user_id,
+        deployed_at=clock.now(),
+        comment=comment,
+    )
+    session.add(version)
+    session.flush()
+    record_event(
+        session,
+        action="process_model_deployed",
+        actor=actor.name,
+        actor_id=actor.user_id,
+        data={"procedure": procedure.code, "version": version.version, "hash": parsed.content_hash},
+    )
+    return version
+
+
+def current_version(session: Session, procedure: Procedure) -> ProcessModelVersion:
+    version = session.scalar(
+        select(ProcessModelVersion)
+        .where(ProcessModelVersion.procedure_id == procedure.id)
+        .order_by(ProcessModelVersion.version.desc())
+        .limit(1)
+    )
+    if version is None:
+        raise ServiceError(f"procedure {procedure.code} has no deployed process model")
+    return version
+
+
+# --- dossier codes ----------------------------------------------------------------------------
+
+
+def next_dossier_code(session: Session, unit: Unit, received: datetime) -> str:
+    """``<agency code>-YYMMDD-NNNN``: the sequence is per unit and day, incremented atomically
+    with an upsert so that concurrent submissions never share a number."""
+    day = to_vn(received).date()
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(DossierCodeCounter).values(unit_id=unit.id, day=day, last=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DossierCodeCounter.unit_id, DossierCodeCounter.day],
+        set_={"last": DossierCodeCounter.last + 1},
+    ).returning(DossierCodeCounter.last)
+    number = session.execute(stmt).scalar_one()
+    if number > 9999:
+        raise ServiceError(f"unit {unit.code} received more than 9999 dossiers on {day}")
+    return f"{unit.agency_code}-{day:%y%m%d}-{number:04d}"
+
+
+# --- loading and saving a case ----------------------------------------------------------------
+
+
+def lock_dossier(session: Session, dossier_id: int) -> Dossier:
+    dossier = session.scalar(
+        select(Dossier).where(Dossier.id == dossier_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if dossier is None:
+        raise NotFound(f"dossier {dossier_id} not found")
+    return dossier
+
+
+def get_dossier(session: Session, code: str) -> Dossier:
+    dossier = session.scalar(select(Dossier).where(Dossier.code == code))
+    if dossier is None:
+        raise NotFound(f"dossier {code} not found", fields={"code": ["unknown dossier code"]})
+    return dossier
+
+
+def _spec_of(session: Session, dossier: Dossier) -> ProcessSpec:
+    version = session.get(ProcessModelVersion, dossier.model_version_id)
+    assert version is not None
+    spec = session.get(ProcessSpec, version.content_hash)
+    assert spec is not None
+    return spec
+
+
+def load_workflow(session: Session, dossier: Dossier) -> BpmnWorkflow:
+    state = session.get(WorkflowState, dossier.id)
+    if state is None:
+        raise NotFound(f"dossier {dossier.code} has no workflow state")
+    spec = session.get(ProcessSpec, state.content_hash)
+    assert spec is not None
+    return workflow.load_state(state.state, spec.content_hash, spec.spec_json)
+
+
+@dataclass
+class StepResult:
+    """What one engine step on a case did."""
+
+    completed: list[SpiffTask]
+
+
+def _run_engine(wf: BpmnWorkflow) -> list[SpiffTask]:
+    """Run engine tasks until only people, workers or events are awaited.
+
+    ``do_engine_steps`` ends by refreshing timers, which leaves a timer that became due (by the
+    project clock) READY but not run (DESIGN.md): run again while engine tasks are READY.
+    """
+    completed: list[SpiffTask] = []
+    for _ in range(MAX_ENGINE_PASSES):
+        wf.do_engine_steps(did_complete_task=completed.append)
+        if not any(not t.task_spec.manual for t in wf.get_tasks(state=SpiffState.READY)):
+            return completed
+    raise ServiceError(f"the process did not settle after {MAX_ENGINE_PASSES} engine passes")
+
+
+def _save_case(
+    session: Session,
+    dossier: Dossier,
+    wf: BpmnWorkflow,
+    *,
+    actor: Actor,
+    completed: Iterable[SpiffTask] = (),
+    cal: WorkingCalendar | None = None,
+) -> None:
+    """Persist the workflow and bring every projection (status, tasks, timers, calls) up to date."""
+    now = clock.now()
+    cal = cal or calendar_for(session)
+    _apply_status(session, dossier, wf, completed, actor=actor, cal=cal)
+    _sync_tasks(session, dossier, wf, cal=cal, now=now)  # before compaction drops finished tasks
+    workflow.compact_history(wf)
+    blob, size = workflow.dump_state(wf)
+    state = session.get(WorkflowState, dossier.id)
+    spec_hash = _spec_of(session, dossier).content_hash
+    if state is None:
+        state = WorkflowState(dossier_id=dossier.id, content_hash=spec_hash, state=blob, size=size, updated_at=now)
+        session.add(state)
+    else:
+        state.state, state.size, state.updated_at = blob, size, now
+    state.completed = wf.is_completed()
+    _sync_timers(session, dossier, wf)
+    if wf.is_completed() and dossier.finished_at is None:
+        dossier.finished_at = now
+        _audit(session, actor, "case_finished", dossier, data={"status": dossier.status})
+    flag_modified(dossier, "status")  # every engine step bumps the optimistic version column
+    session.flush()
+
+
+def _apply_status(
+    session: Session,
+    dossier: Dossier,
+    wf: BpmnWorkflow,
+    completed: Iterable[SpiffTask],
+    *,
+    actor: Actor,
+    cal: WorkingCalendar,
+) -> None:
+    """Processes set ``dossier_status`` in a script; the last value set in this step wins."""
+    new_status = None
+    for task in completed:
+        value = task.data.get("dossier_status")
+        if value is not None:
+            new_status = value
+    if new_status is None or new_status == dossier.status:
+        return
+    try:
+        status = DossierStatus(new_status)
+    except ValueError as exc:
+        raise ServiceError(f"process set unknown dossier_status {new_status!r}") from exc
+    old = dossier.status
+    dossier.status = status.value
+    _audit(session, actor, "status_changed", dossier, data={"from": old, "to": status.value,
+                                                             "status_code": status.national_code})
+    if status is DossierStatus.SUPPLEMENT_REQUESTED:
+        _pause_clock(session, dossier, wf, reason="supplement")
+
+
+def _pause_clock(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, reason: str) -> None:
+    """Decree 61/2018 art.19: a supplement request stops the legal clock."""
+    if dossier.clock_paused_at is not None:
+        return
+    now = clock.now()
+    dossier.clock_paused_at = now
+    session.add(ClockPause(dossier_id=dossier.id, reason=reason, started_at=now))
+    _set_deadlines(wf, {"due_at": PAUSED_UNTIL, "warning_at": PAUSED_UNTIL})
+
+
+def _resume_clock(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: WorkingCalendar) -> None:
+    """The complete dossier arrived: the full legal time restarts from now (Decree 61/2018 art.19)."""
+    if dossier.clock_paused_at is None:
+        return
+    now = clock.now()
+    pause = session.scalar(
+        select(ClockPause).where(ClockPause.dossier_id == dossier.id, ClockPause.ended_at.is_(None))
+    )
+    if pause is not None:
+        pause.ended_at = now
+    dossier.clock_paused_at = None
+    dossier.due_at = legal_due(cal, dossier.procedure, now)
+    _set_deadlines(wf, {"due_at": dossier.due_at, "warning_at": cal.warning_moment(dossier.due_at)})
+
+
+def _set_deadlines(wf: BpmnWorkflow, values: Mapping[str, datetime]) -> None:
+    """Write deadline variables into the live tasks' data and move the waiting timers with them."""
+    iso = {k: v.isoformat() for k, v in values.items()}
+    for task in wf.get_tasks(state=SpiffState.NOT_FINISHED_MASK):
+        task.data.update(iso)
+    for task in list(wf.event_manager.tasks.values()):
+        definition = task.task_spec.event_definition
+        expression = getattr(definition, "expression", None)
+        if expression in iso and task._get_internal_data("event_value") is not None:
+            task._set_internal_data(event_value=iso[expression])
+
+
+def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: WorkingCalendar, now: datetime) -> None:
+    """Insert newly opened tasks, close the ones Spiff finished; the inbox reads only this table."""
+    open_now = {str(t.id): t for t in workflow.open_tasks(wf)}
+    known = {
+        row.id: row
+        for row in session.scalars(
+            select(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES))
+        )
+    }
+    lane_roles = dossier.model_version.lane_roles
+    for task_id, row in known.items():
+        if task_id in open_now:
+            spiff_task = open_now[task_id]
+            state = TaskState.STARTED if spiff_task.state == SpiffState.STARTED else TaskState.READY
+            row.state = state.value
+            continue
+        spiff_task = workflow.find_task(wf, task_id)
+        if spiff_task is not None and spiff_task.state == SpiffState.COMPLETED:
+            row.state = TaskState.COMPLETED.value
+        else:
+            row.state = TaskState.CANCELLED.value
+        row.completed_at = row.completed_at or now
+    for task_id, spiff_task in open_now.items():
+        if task_id in known:
+            continue
+        lane = getattr(spiff_task.task_spec, "lane", None)
+        props = workflow.task_properties(spiff_task)
+        due = dossier.due_at
+        if "deadline" in props and dossier.clock_paused_at is None:
+            task_due = task_deadline(cal, props["deadline"], now)
+            due = min(task_due, due) if due else task_due
+        kind = "service" if workflow.is_service_task(spiff_task) else "user"
+        session.add(
+            Task(
+                id=task_id,
+                dossier_id=dossier.id,
+                spec_name=spiff_task.task_spec.name,
+                name=workflow.task_label(spiff_task),
+                kind=kind,
+                lane=lane,
+                role=lane_roles.get(lane) if lane else None,
+                unit_id=dossier.unit_id,
+                state=(TaskState.STARTED if kind == "service" else TaskState.READY).value,
+                due_at=due,
+                created_at=now,
+            )
+        )
+        if kind == "service":
+            _queue_service_call(session, dossier, spiff_task, now=now)
+    # A paused clock also pauses the open tasks' deadlines; a restart gives them the new one.
+    if dossier.clock_paused_at is None and dossier.due_at is not None:
+        session.execute(
+            update(Task)
+            .where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES), Task.due_at.is_(None))
+            .values(due_at=dossier.due_at)
+        )
+
+
+def _queue_service_call(session: Session, dossier: Dossier, task: SpiffTask, *, now: datetime) -> None:
+    if session.get(ServiceCall, str(task.id)) is not None:
+        return
+    spec = task.task_spec
+    session.add(
+        ServiceCall(
+            id=str(task.id),
+            dossier_id=dossier.id,
+            operation=spec.operation_name,
+            params=workflow.service_params(task),
+            status="pending",
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    pending = session.info.setdefault("motcua_new_service_calls", [])
+    pending.append(str(task.id))
+
+
+def _sync_timers(session: Session, dossier: Dossier, wf: BpmnWorkflow) -> None:
+    """Refill the dossier's rows of the timer table from Spiff's waiting timer events."""
+    waiting = {task_id: (name, due) for task_id, name, due in workflow.waiting_timers(wf)}
+    existing = {t.id: t for t in session.scalars(select(Timer).where(Timer.dossier_id == dossier.id))}
+    stale = [tid for tid in existing if tid not in waiting]
+    if stale:
+        session.execute(delete(Timer).where(Timer.id.in_(stale)))
+    for task_id, (name, due) in waiting.items():
+        row = existing.get(task_id)
+        if row is None:
+            session.add(Timer(id=task_id, dossier_id=dossier.id, name=name, run_at=due))
+        elif row.run_at != due:
+            row.run_at = due
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def submit_dossier(
+    session: Session,
+    *,
+    procedure_code: str,
+    unit_code: str,
+    applicant: Mapping[str, Any],
+    form: Mapping[str, Any] | None = None,
+    channel: str = "online",
+    actor: Actor,
+    citizen_id: int | None = None,
+    received_at: datetime | None = None,
+) -> Dossier:
+    """Receive a dossier: give it a code and a legal due moment, start its process."""
+    procedure = session.scalar(select(Procedure).where(Procedure.code == procedure_code))
+    if procedure is None or not procedure.is_active:
+        raise InvalidData(f"unknown procedure {procedure_code!r}", fields={"procedure": ["unknown procedure"]})
+    unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+    if unit is None:
+        raise InvalidData(f"unknown unit {unit_code!r}", fields={"unit": ["unknown unit"]})
+    if channel not in ("online", "counter", "post"):
+        raise InvalidData(f"unknown channel {channel!r}", fields={"channel": ["online, counter or post"]})
+    name = str(applicant.get("full_name") or applicant.get("name") or "").strip()
+    if not name:
+        raise InvalidData("applicant name is required", fields={"applicant.full_name": ["required"]})
+    version = current_version(session, procedure)
+    spec = session.get(ProcessSpec, version.content_hash)
+    assert spec is not None
+    cal = calendar_for(session)
+    received = received_at or clock.now()
+    due = legal_due(cal, procedure, received)
+    code = next_dossier_code(session, unit, received)
+    dossier = Dossier(
+        code=code,
+        procedure_id=procedure.id,
+        unit_id=unit.id,
+        model_version_id=version.id,
+        applicant=dict(applicant),
+        applicant_name=name,
+        applicant_id_number=applicant.get("id_number"),
+        applicant_phone=applicant.get("phone"),
+        form=dict(form or {}),
+        channel=channel,
+        status=DossierStatus.SUBMITTED.value,
+        received_at=received,
+        due_at=due,
+        submitted_by_id=actor.user_id,
+        citizen_id=citizen_id,
+    )
+    session.add(dossier)
+    session.flush()
+    data = {
+        "dossier_code": code,
+        "procedure": procedure.code,
+        "unit": unit.code,
+        "channel": channel,
+        "applicant": dict(applicant),
+        "form": dict(form or {}),
+        "received_at": received.isoformat(),
+        "due_at": due.isoformat(),
+        "warning_at": cal.warning_moment(due).isoformat(),
+    }
+    wf = workflow.new_workflow(spec.content_hash, spec.spec_json, data)
+    _audit(session, actor, "dossier_submitted", dossier,
+           data={"procedure": procedure.code, "unit": unit.code, "channel": channel, "due_at": due.isoformat()})
+    completed = _run_engine(wf)
+    _save_case(session, dossier, wf, actor=actor, completed=completed, cal=cal)
+    return dossier
+
+
+def _lock_task(session: Session, task_id: str) -> tuple[Task, Dossier]:
+    row = session.get(Task, task_id)
+    if row is None:
+        raise NotFound(f"task {task_id} not found")
+    dossier = lock_dossier(session, row.dossier_id)
+    session.refresh(row)  # re-read under the dossier lock
+    return row, dossier
+
+
+def _check_can_act(row: Task, actor: Actor) -> None:
+    if actor.user_id is None:
+        return  # the system acts on behalf of the process
+    if row.role and row.role not in actor.roles:
+        raise Forbidden(f"task needs role {row.role}")
+    if row.unit_id != actor.unit_id:
+        raise Forbidden("task belongs to another unit")
+
+
+def claim_task(session: Session, task_id: str, *, actor: Actor) -> Task:
+    row, dossier = _lock_task(session, task_id)
+    _check_can_act(row, actor)
+    if row.state != TaskState.READY.value or row.kind != "user":
+        raise Conflict("task is not open", fields={"state": row.state})
+    if row.assignee_id is not None and row.assignee_id != actor.user_id:
+        raise Conflict("task is claimed by another officer", fields={"assignee_id": row.assignee_id})
+    if row.assignee_id != actor.user_id:
+        row.assignee_id = actor.user_id
+        row.claimed_at = clock.now()
+        _audit(session, actor, "task_claimed", dossier, task_id=row.id, data={"task": row.spec_name})
+    session.flush()
+    return row
+
+
+def unclaim_task(session: Session, task_id: str, *, actor: Actor) -> Task:
+    row, dossier = _lock_task(session, task_id)
+    if row.state != TaskState.READY.value:
+        raise Conflict("task is not open", fields={"state": row.state})
+    if row.assignee_id is None:
+        return row
+    if row.assignee_id != actor.user_id and "leader" not in actor.roles and actor.user_id is not None:
+        raise Forbidden("only the assignee or a leader can release this task")
+    _audit(session, actor, "task_unclaimed", dossier, task_id=row.id, data={"previous": row.assignee_id})
+    row.assignee_id = None
+    row.claimed_at = None
+    session.flush()
+    return row
+
+
+def complete_task(
+    session: Session,
+    task_id: str,
+    *,
+    actor: Actor,
+    data: Mapping[str, Any],
+    validate: Callable[[Task, Mapping[str, Any]], Mapping[str, list[str]]] | None = None,
+) -> Dossier:
+    """Complete a READY user task with the officer's form data and run the engine on.
+
+    Row lock on the dossier + READY check on the Spiff task: a second completion of the same task
+    gets :class:`Conflict`, whatever the timing.
+    """
+    row, dossier = _lock_task(session, task_id)
+    _check_can_act(row, actor)
+    if row.kind != "user":
+        raise Conflict("only user tasks are completed by people")
+    if row.state != TaskState.READY.value:
+        raise Conflict("task was already completed", fields={"state": row.state})
+    if row.assignee_id is not None and actor.user_id is not None and row.assignee_id != actor.user_id:
+        raise Conflict("task is claimed by another officer", fields={"assignee_id": row.assignee_id})
+    if validate is not None:
+        errors = validate(row, data)
+        if errors:
+            raise InvalidData("the form has errors", fields=errors)
+    wf = load_workflow(session, dossier)
+    spiff_task = workflow.find_task(wf, task_id)
+    if spiff_task is None or spiff_task.state != SpiffState.READY:
+        raise Conflict("task is no longer ready")
+    clean = {k: v for k, v in data.items() if not str(k).startswith("_")}
+    spiff_task.set_data(**clean)
+    spiff_task.run()
+    completed = [spiff_task, *_run_engine(wf)]
+    now = clock.now()
+    row.state = TaskState.COMPLETED.value
+    row.completed_at = now
+    row.completed_by_id = actor.user_id
+    row.assignee_id = row.assignee_id or actor.user_id
+    row.decision = str(clean.get("decision")) if clean.get("decision") is not None else None
+    _audit(session, actor, "task_completed", dossier, task_id=row.id,
+           data={"task": row.spec_name, "name": row.name, "role": row.role, "form": clean,
+                 "due_at": row.due_at.isoformat() if row.due_at else None})
+    _save_case(session, dossier, wf, actor=actor, completed=completed)
+    return dossier
+
+
+def deliver_message(
+    session: Session, dossier_code: str, name: str, payload: Any = None, *, actor: Actor
+) -> Dossier:
+    """Deliver a message event (supplement received, agency answer…) to the waiting case."""
+    dossier = lock_dossier(session, get_dossier(session, dossier_code).id)
+    wf = load_workflow(session, dossier)
+    if name not in workflow.waiting_messages(wf):
+        raise Conflict(f"dossier {dossier_code} is not waiting for message {name!r}")
+    cal = calendar_for(session)
+    if name == "supplement_received":
+        _resume_clock(session, dossier, wf, cal=cal)
+    try:
+        workflow.send_message(wf, name, payload)
+    except WorkflowException as exc:
+        raise Conflict(str(exc)) from exc
+    completed = _run_engine(wf)
+    _audit(session, actor, "message_received", dossier, data={"message": name})
+    _save_case(session, dossier, wf, actor=actor, completed=completed, cal=cal)
+    return dossier
+
+
+def fire_due_timers(session: Session, *, now: datetime | None = None, limit: int = 200) -> int:
+    """Fire the timers due by the project clock; one dossier at a time under its row lock.
+
+    Safe to run from several workers at once: rows are taken with SKIP LOCKED on PostgreSQL, and a
+    timer that another worker already fired is simply gone when the dossier is re-read.
+    """
+    now = now or clock.now()
+    query = select(Timer.dossier_id).where(Timer.run_at <= now).order_by(Timer.run_at).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    dossier_ids = list(dict.fromkeys(session.scalars(query).all()))
+    fired = 0
+    for dossier_id in dossier_ids:
+        dossier = lock_dossier(session, dossier_id)
+        due_rows = session.scalars(
+            select(Timer).where(Timer.dossier_id == dossier_id, Timer.run_at <= now)
+        ).all()
+        if not due_rows:
+            continue
+        wf = load_workflow(session, dossier)
+        completed = _run_engine(wf)
+        names = [t.name for t in due_rows]
+        _audit(session, SYSTEM_ACTOR, "timer_fired", dossier,
+               data={"timers": names, "late_seconds": [(now - t.run_at).total_seconds() for t in due_rows]})
+        _save_case(session, dossier, wf, actor=SYSTEM_ACTOR, completed=completed)
+        fired += len(due_rows)
+    return fired
+
+
+# --- service calls ----------------------------------------------------------------------------
+
+ServiceHandler = Callable[[str, Mapping[str, Any], str], Any]
+"""(operation, params, idempotency key) → JSON-able result. Raise to retry later."""
+
+
+class PermanentServiceError(Exception):
+    """The provider refused the call for good: no retry, the call is marked failed."""
+
+
+def take_service_call(session: Session, call_id: str, *, lease: timedelta) -> ServiceCall | None:
+    """Mark a call as running for ``lease``; None when it is done, failed, or leased by another worker."""
+    now = clock.now()
+    query = select(ServiceCall).where(ServiceCall.id == call_id).with_for_update()
+    call = session.scalar(query.execution_options(populate_existing=True))
+    if call is None or call.status in ("done", "failed"):
+        return None
+    if call.status == "running" and call.next_attempt_at > now:
+        return None  # another worker holds the lease
+    call.status = "running"
+    call.attempts += 1
+    call.next_attempt_at = now + lease  # lease: a crashed worker's call is taken again after it
+    session.flush()
+    return call
+
+
+def finish_service_call(session: Session, call_id: str, result: Any) -> bool:
+    """Complete the Spiff service task with the call's result; idempotent by task id."""
+    call = session.get(ServiceCall, call_id)
+    if call is None:
+        raise NotFound(f"service call {call_id} not found")
+    dossier = lock_dossier(session, call.dossier_id)
+    session.refresh(call)
+    if call.status == "done":
+        return False
+    wf = load_workflow(session, dossier)
+    task = workflow.find_task(wf, call_id)
+    now = clock.now()
+    call.status, call.result, call.finished_at, call.error = "done", {"value": result}, now, None
+    if task is None or task.state != SpiffState.STARTED:
+        session.flush()  # the case moved on (cancelled branch): nothing to complete
+        return False
+    workflow.finish_service_task(wf, task, result)
+    completed = [task, *_run_engine(wf)]
+    _audit(session, SYSTEM_ACTOR, "service_task_completed", dossier, task_id=call_id,
+           data={"operation": call.operation, "attempts": call.attempts})
+    row = session.get(Task, call_id)
+    if row is not None:
+        row.state, row.completed_at = TaskState.COMPLETED.value, now
+    _save_case(session, dossier, wf, actor=SYSTEM_ACTOR, completed=completed)
+    return True
+
+
+def fail_service_call(session: Session, call_id: str, error: str, *, permanent: bool = False) -> None:
+    """Record a failed attempt; retry later with exponential back-off, or give up."""
+    call = session.get(ServiceCall, call_id, with_for_update=True)
+    if call is None or call.status == "done":
+        return
+    now = clock.now()
+    call.error = error[:2000]
+    if permanent or call.attempts >= MAX_SERVICE_ATTEMPTS:
+        call.status = "failed"
+        call.finished_at = now
+        dossier = session.get(Dossier, call.dossier_id)
+        _audit(session, SYSTEM_ACTOR, "service_call_failed", dossier, task_id=call_id,
+               data={"operation": call.operation, "error": call.error, "attempts": call.attempts})
+    else:
+        call.status = "pending"
+        call.next_attempt_at = now + timedelta(seconds=min(3600, 2 ** call.attempts))
+    session.flush()
+
+
+def due_service_calls(session: Session, *, limit: int = 100) -> list[str]:
+    """Ids of calls to (re)try now: pending ones, and running ones whose lease ran out."""
+    now = clock.now()
+    return list(
+        session.scalars(
+            select(ServiceCall.id)
+            .where(ServiceCall.status.in_(("pending", "running")), ServiceCall.next_attempt_at <= now)
+            .order_by(ServiceCall.next_attempt_at)
+            .limit(limit)
+        ).all()
+    )
+
+
+def pop_new_service_calls(session: Session) -> list[str]:
+    """Ids of service calls created in this session (dispatched by the caller after commit)."""
+    return list(session.info.pop("motcua_new_service_calls", []))

@@ -1,0 +1,214 @@
+"""The ``motcua`` command: serve, migrate, seed, calendar, validate, audit, bench, worker."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.config import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+@click.group()
+def main() -> None:
+    """motcua — back office for commune one-stop shops (bộ phận một cửa)."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the web app (with the embedded worker unless MOTCUA_WORKER=celery)."""
+    from backoffice.app import create_app
+
+    settings = _settings()
+    app = create_app(settings, start_worker=settings.worker == "embedded")
+    click.echo(f"motcua: http://{host}:{port} ({settings.env}, worker={settings.worker})")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations to MOTCUA_DATABASE_URL."""
+    from engine.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings, revision)
+    click.echo(f"database at {revision}: {settings.database_url}")
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="units, users, procedures, calendar and demo cases")
+def seed(demo: bool) -> None:
+    """Seed the calendar and the procedure catalogue (and demo data with --demo)."""
+    from engine import catalogue, services
+    from engine.db import make_engine, make_session_factory, transaction
+
+    settings = _settings()
+    if demo and settings.env == "production":
+        raise click.ClickException("demo data is refused in production")
+    factory = make_session_factory(make_engine(settings))
+    with transaction(factory) as session:
+        if demo:
+            from scripts.seed import DEMO_PASSWORD, seed_demo
+
+            logins = seed_demo(session)
+        else:
+            services.seed_calendar(session)
+            catalogue.sync_catalogue(session, actor=services.SYSTEM_ACTOR)
+            logins = []
+    if logins:
+        click.echo(f"Demo logins (password {DEMO_PASSWORD}):")
+        for login in logins:
+            unit = f" [{login.unit}]" if login.unit else ""
+            click.echo(f"  {login.username:<28} {login.role}{unit}")
+
+
+@main.group()
+def calendar() -> None:
+    """Working-day calendar."""
+
+
+@calendar.command("due")
+@click.option("--received", required=True, help="ISO 8601 moment of receipt (no offset = Vietnam time)")
+@click.option("--working-days", type=int, default=0)
+@click.option("--same-day", is_flag=True)
+@click.option("--hours", type=float, default=None, help="working hours")
+@click.option("--calendar-days", type=int, default=None)
+@click.option("--from-db", is_flag=True, help="use the holiday table of MOTCUA_DATABASE_URL, not the shipped seed")
+def calendar_due(received: str, working_days: int, same_day: bool, hours: float | None,
+                 calendar_days: int | None, from_db: bool) -> None:
+    """Print the legal due moment (ISO 8601, +07:00)."""
+    from engine.calendar import VN_TZ, WorkingCalendar, load_seed_days, parse_iso
+
+    try:
+        moment = parse_iso(received)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--received") from exc
+    if from_db:
+        from engine.db import make_engine, make_session_factory, transaction
+        from engine.services import calendar_for
+
+        with transaction(make_session_factory(make_engine(_settings()))) as session:
+            cal = calendar_for(session)
+    else:
+        cal = WorkingCalendar(load_seed_days())
+    try:
+        due = cal.due(moment, working_days=working_days, same_day=same_day, hours=hours,
+                      calendar_days=calendar_days)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(due.astimezone(VN_TZ).isoformat())
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(files: tuple[Path, ...]) -> None:
+    """Validate BPMN files; prints ``file:line: message`` per problem, exit 1 on any."""
+    from engine.validation import validate_bpmn
+
+    problems = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"{path}:0: cannot read: {exc.strerror}")
+            problems += 1
+            continue
+        for problem in validate_bpmn(text, filename=str(path)):
+            click.echo(f"{path}:{problem.line or 0}: {problem.message}")
+            problems += 1
+    if problems:
+        sys.exit(1)
+    click.echo(f"{len(files)} file(s) valid")
+
+
+@main.group()
+def audit() -> None:
+    """Audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the audit hash chain; exit 1 with the first broken event."""
+    from engine.audit import verify_chain
+    from engine.db import make_engine, make_session_factory, transaction
+
+    with transaction(make_session_factory(make_engine(_settings()))) as session:
+        report = verify_chain(session)
+    if report.ok:
+        click.echo(f"audit chain ok: {report.events} events")
+        return
+    click.echo(f"audit chain BROKEN at event {report.first_broken_id}: {report.reason} "
+               f"({report.events} events verified before it)")
+    sys.exit(1)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks; each prints one JSON object."""
+
+
+@bench.command("engine")
+@click.option("--passes", default=150, show_default=True, type=int, help="rework loop passes")
+@click.option("--database-url", default=None, help="defaults to MOTCUA_DATABASE_URL")
+def bench_engine(passes: int, database_url: str | None) -> None:
+    """Raw in-memory Spiff steps/s vs persisted steps/s; step cost at pass N vs pass 1; state size."""
+    from scripts.bench import run_engine_bench
+
+    settings = _settings()
+    if database_url:
+        settings = settings.with_(database_url=database_url)
+    result: dict[str, Any] = run_engine_bench(settings, passes=passes)
+    click.echo(json.dumps(result, indent=2))
+
+
+def _celery_app() -> Any:
+    from backoffice.app import create_app
+
+    settings = _settings()
+    if settings.worker != "celery":
+        raise click.ClickException("set MOTCUA_WORKER=celery and MOTCUA_BROKER_URL to run Celery")
+    return create_app(settings).extensions["celery"]
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a Celery worker (extra arguments go to ``celery worker``)."""
+    _celery_app().worker_main(["worker", "--loglevel=INFO", *ctx.args])
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def beat(ctx: click.Context) -> None:
+    """Run Celery beat: the timer and service-call sweep every MOTCUA_WORKER_INTERVAL seconds."""
+    _celery_app().Beat(loglevel="INFO", **_beat_options(ctx.args)).run()
+
+
+def _beat_options(args: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for arg in args:
+        key, _, value = arg.lstrip("-").partition("=")
+        options[key.replace("-", "_")] = value or True
+    return options
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

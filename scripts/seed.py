@@ -1,0 +1,108 @@
+"""Demo data (development and test only): communes, users, calendar, catalogue, cases in every state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine import catalogue, services
+from engine.models import Dossier, Role, Task, Unit, User, UserRole
+from engine.security import hash_password
+
+DEMO_PASSWORD = "Demo@12345"  # noqa: S105 - documented demo password (API.md), refused in production
+DEMO_UNITS = (
+    ("anhoathinh", "UBND xã An Hòa Thịnh", "000.20.42.H42"),
+    ("luongphong", "UBND xã Lương Phong", "000.23.15.H06"),
+)
+UNIT_ROLES = (
+    (Role.ONESTOP, "Cán bộ một cửa"),
+    (Role.JUSTICE, "Công chức Tư pháp – Hộ tịch"),
+    (Role.CULTURE, "Công chức Văn hoá – Xã hội"),
+    (Role.LEADER, "Chủ tịch UBND xã"),
+)
+GLOBAL_USERS = ((Role.DESIGNER, "Thiết kế quy trình"), (Role.AUDITOR, "Kiểm tra viên"), (Role.ADMIN, "Quản trị"))
+CITIZEN = {"username": "001099012345", "full_name": "Nguyễn Văn An", "phone": "0900000001",
+           "email": "an.nguyen@example.vn"}
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    role: str
+    unit: str | None
+
+
+def _user(session: Session, username: str, full_name: str, roles: list[str], **fields: object) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        user = User(username=username, full_name=full_name, password_hash=hash_password(DEMO_PASSWORD), **fields)
+        user.role_rows = [UserRole(role=r) for r in roles]
+        session.add(user)
+    return user
+
+
+def seed_demo(session: Session) -> list[Login]:
+    """Idempotent: what exists is kept; returns the demo logins."""
+    services.seed_calendar(session)
+    logins: list[Login] = []
+    for code, name, agency in DEMO_UNITS:
+        unit = session.scalar(select(Unit).where(Unit.code == code))
+        if unit is None:
+            unit = Unit(code=code, name=name, agency_code=agency)
+            session.add(unit)
+            session.flush()
+        for role, title in UNIT_ROLES:
+            username = f"{role.value}.{code}"
+            _user(session, username, f"{title} {name.removeprefix('UBND ')}", [role.value],
+                  unit_id=unit.id, title=title)
+            logins.append(Login(username, role.value, code))
+    for role, title in GLOBAL_USERS:
+        _user(session, role.value, title, [role.value], title=title)
+        logins.append(Login(role.value, role.value, None))
+    _user(session, CITIZEN["username"], CITIZEN["full_name"], [Role.CITIZEN.value],
+          id_number=CITIZEN["username"], phone=CITIZEN["phone"], email=CITIZEN["email"])
+    logins.append(Login(CITIZEN["username"], Role.CITIZEN.value, None))
+    session.flush()
+    catalogue.sync_catalogue(session, actor=services.SYSTEM_ACTOR)
+    if not session.scalar(select(func.count()).select_from(Dossier)):
+        _demo_cases(session)
+    return logins
+
+
+def _complete(session: Session, dossier: Dossier, step: str, data: dict[str, object]) -> None:
+    task = session.scalar(select(Task).where(Task.dossier_id == dossier.id, Task.spec_name == step,
+                                             Task.state == "ready"))
+    assert task is not None, f"{dossier.code} has no open {step}"
+    user = session.scalar(select(User).where(User.unit_id == dossier.unit_id, User.role_rows.any(role=task.role)))
+    assert user is not None
+    services.complete_task(session, task.id, actor=services.Actor.of(user), data=data)
+
+
+def _demo_cases(session: Session) -> None:
+    """A few marital status dossiers per commune, left at every waiting point of the process."""
+    citizen = session.scalar(select(User).where(User.username == CITIZEN["username"]))
+    applicants = [
+        {"type": "individual", "full_name": "Nguyễn Văn An", "id_number": "001099012345", "phone": "0900000001"},
+        {"type": "individual", "full_name": "Trần Thị Bình", "id_number": "042190000123", "phone": "0912345678"},
+        {"type": "individual", "full_name": "Lê Minh Châu", "id_number": "024095001234", "phone": "0987654321"},
+    ]
+    paths: list[list[tuple[str, dict[str, object]]]] = [
+        [],  # waiting for the one-stop check
+        [("receive", {"decision": "accept"})],  # at appraisal
+        [("receive", {"decision": "accept"}), ("appraise", {"decision": "propose_approve"})],  # at the leader
+        [("receive", {"decision": "supplement", "note": "Thiếu tờ khai"})],  # supplement requested
+        [("receive", {"decision": "refuse", "note": "Không thuộc thẩm quyền"})],  # refused
+    ]
+    for unit_code, _name, _agency in DEMO_UNITS:
+        for i, path in enumerate(paths):
+            applicant = applicants[i % len(applicants)]
+            dossier = services.submit_dossier(
+                session, procedure_code="marital_status_confirmation", unit_code=unit_code,
+                applicant=applicant, form={"purpose": "Kết hôn"}, channel="online",
+                actor=services.SYSTEM_ACTOR,
+                citizen_id=citizen.id if citizen and applicant["id_number"] == citizen.username else None,
+            )
+            for step, data in path:
+                _complete(session, dossier, step, data)

@@ -1,0 +1,74 @@
+"""Factory helpers for tests: units, users, procedures and dossiers with sensible defaults."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import catalogue, services
+from engine.models import Procedure, Task, Unit, User, UserRole
+
+_seq = itertools.count(1)
+PROCESSES = Path(__file__).resolve().parent.parent / "processes"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MARITAL = "marital_status_confirmation"
+
+
+def create_unit(session: Session, *, code: str | None = None) -> Unit:
+    n = next(_seq)
+    unit = Unit(code=code or f"unit{n}", name=f"UBND xã Thử {n}", agency_code=f"000.00.{n:02d}.H99")
+    session.add(unit)
+    session.flush()
+    return unit
+
+
+def create_user(session: Session, unit: Unit | None, role: str, *, username: str | None = None) -> User:
+    user = User(username=username or f"{role}.{next(_seq)}", full_name=f"Cán bộ {role}",
+                unit_id=unit.id if unit else None)
+    user.role_rows = [UserRole(role=role)]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def install_procedure(session: Session, code: str = MARITAL) -> Procedure:
+    services.seed_calendar(session)
+    return catalogue.sync_procedure(session, catalogue.load_definition(PROCESSES / code),
+                                    actor=services.SYSTEM_ACTOR)
+
+
+def install_bpmn(session: Session, code: str, bpmn_xml: str, *, legal: tuple[float, str] = (3, "working_days"),
+                 lane_roles: dict[str, str] | None = None) -> Procedure:
+    """A procedure made from a BPMN string (test fixtures)."""
+    services.seed_calendar(session)
+    procedure = Procedure(code=code, name_vi=code, name_en=code, legal_time_value=legal[0],
+                          legal_time_unit=legal[1])
+    session.add(procedure)
+    session.flush()
+    services.deploy_process_model(session, procedure, bpmn_xml, actor=services.SYSTEM_ACTOR,
+                                  lane_roles=lane_roles or {})
+    return procedure
+
+
+def submit(session: Session, unit: Unit, *, procedure: str = MARITAL, **kw: Any) -> Any:
+    return services.submit_dossier(
+        session, procedure_code=procedure, unit_code=unit.code,
+        applicant=kw.pop("applicant", {"type": "individual", "full_name": "Nguyễn Văn A", "phone": "0900000001"}),
+        actor=kw.pop("actor", services.SYSTEM_ACTOR), **kw,
+    )
+
+
+def open_task(session: Session, dossier_id: int, spec_name: str) -> Task:
+    task = session.scalar(select(Task).where(Task.dossier_id == dossier_id, Task.spec_name == spec_name,
+                                             Task.state.in_(("ready", "started"))))
+    assert task is not None, f"no open task {spec_name}"
+    return task
+
+
+def complete(session: Session, dossier_id: int, spec_name: str, data: dict[str, Any],
+             actor: services.Actor = services.SYSTEM_ACTOR) -> Any:
+    return services.complete_task(session, open_task(session, dossier_id, spec_name).id, actor=actor, data=data)

@@ -1,0 +1,283 @@
+"""The case service on SQLite: submission, tasks, conflicts, clock pauses, timers, service calls."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from engine import clock, services, workflow
+from engine.audit import pending_events
+from engine.calendar import VN_TZ
+from engine.models import (
+    AuditEvent,
+    ClockPause,
+    Dossier,
+    ServiceCall,
+    Task,
+    Timer,
+    WorkflowState,
+)
+from tests.factories import (
+    FIXTURES,
+    complete,
+    create_unit,
+    create_user,
+    install_bpmn,
+    install_procedure,
+    open_task,
+    submit,
+)
+
+FRIDAY_10H = datetime(2026, 11, 13, 10, 0, tzinfo=VN_TZ)  # a working Friday
+
+
+@pytest.fixture()
+def unit(session):
+    install_procedure(session)
+    return create_unit(session)
+
+
+def test_submit_gives_code_due_date_and_first_task(session, unit):
+    clock.freeze(FRIDAY_10H)
+    dossier = submit(session, unit)
+    assert re.fullmatch(re.escape(unit.agency_code) + r"-261113-0001", dossier.code)
+    # 3 working days, day of receipt not counted: Mon 16, Tue 17, Wed 18 → Wed 17:00.
+    assert dossier.due_at == datetime(2026, 11, 18, 17, 0, tzinfo=VN_TZ)
+    assert dossier.status == "submitted" and dossier.status_code == 1
+    task = open_task(session, dossier.id, "receive")
+    assert (task.role, task.kind, task.state, task.unit_id) == ("onestop", "user", "ready", unit.id)
+    # the receive task has its own 4-working-hour deadline: 10:00 + 1.5 h morning + 2.5 h afternoon
+    assert task.due_at == datetime(2026, 11, 13, 15, 30, tzinfo=VN_TZ)
+    second = submit(session, unit)
+    assert second.code.endswith("-261113-0002")
+    actions = [e["action"] for e in pending_events(session)]
+    assert actions.count("dossier_submitted") == 2
+
+
+def test_bad_submission_is_refused_with_the_field(session, unit):
+    with pytest.raises(services.InvalidData) as err:
+        submit(session, unit, procedure="no_such_procedure")
+    assert "procedure" in err.value.fields
+    with pytest.raises(services.InvalidData) as err:
+        submit(session, unit, applicant={"type": "individual"})
+    assert "applicant.full_name" in err.value.fields
+    assert session.scalar(select(func.count()).select_from(Dossier)) == 0
+
+
+def test_happy_path_runs_to_the_end_with_status_codes(session, unit):
+    clock.freeze(FRIDAY_10H)
+    dossier = submit(session, unit)
+    complete(session, dossier.id, "receive", {"decision": "accept"})
+    assert dossier.status == "processing" and dossier.status_code == 4
+    complete(session, dossier.id, "appraise", {"decision": "propose_approve"})
+    complete(session, dossier.id, "approve", {"decision": "approve"})
+    call = session.scalars(select(ServiceCall).where(ServiceCall.dossier_id == dossier.id)).one()
+    assert call.operation == "notify.status" and call.params == {"template": "result_ready"}
+    assert open_task(session, dossier.id, "notify_result").state == "started"
+    assert services.take_service_call(session, call.id, lease=timedelta(seconds=30)) is not None
+    assert services.finish_service_call(session, call.id, {"sent": True}) is True
+    assert services.finish_service_call(session, call.id, {"sent": True}) is False  # idempotent
+    complete(session, dossier.id, "hand_back", {"decision": "delivered"})
+    assert dossier.status == "returned" and dossier.status_code == 10
+    assert dossier.finished_at is not None
+    assert session.get(WorkflowState, dossier.id).completed
+    # the terminate end cancelled the deadline watch: no timer left waiting
+    assert session.scalar(select(func.count()).select_from(Timer).where(Timer.dossier_id == dossier.id)) == 0
+    steps = session.scalars(select(Task.spec_name).where(Task.dossier_id == dossier.id).order_by(Task.created_at))
+    assert list(steps) == ["receive", "appraise", "approve", "notify_result", "hand_back"]
+
+
+def test_second_completion_is_a_conflict(session, unit):
+    dossier = submit(session, unit)
+    task = open_task(session, dossier.id, "receive")
+    services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "accept"})
+    version = dossier.version
+    with pytest.raises(services.Conflict, match="already completed"):
+        services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "refuse"})
+    assert dossier.status == "processing" and dossier.version == version
+
+
+def test_claim_rules(session, unit):
+    dossier = submit(session, unit)
+    task = open_task(session, dossier.id, "receive")
+    officer = services.Actor.of(create_user(session, unit, "onestop"))
+    other = services.Actor.of(create_user(session, unit, "onestop"))
+    justice = services.Actor.of(create_user(session, unit, "justice"))
+    foreign = services.Actor.of(create_user(session, create_unit(session), "onestop"))
+    with pytest.raises(services.Forbidden):
+        services.claim_task(session, task.id, actor=justice)
+    with pytest.raises(services.Forbidden):
+        services.claim_task(session, task.id, actor=foreign)
+    services.claim_task(session, task.id, actor=officer)
+    assert task.assignee_id == officer.user_id
+    with pytest.raises(services.Conflict, match="claimed"):
+        services.claim_task(session, task.id, actor=other)
+    with pytest.raises(services.Conflict, match="claimed"):
+        services.complete_task(session, task.id, actor=other, data={"decision": "accept"})
+    services.unclaim_task(session, task.id, actor=officer)
+    services.claim_task(session, task.id, actor=other)
+    services.complete_task(session, task.id, actor=other, data={"decision": "accept"})
+    assert task.completed_by_id == other.user_id and task.decision == "accept"
+
+
+def test_form_validation_errors_change_nothing(session, unit):
+    dossier = submit(session, unit)
+    task = open_task(session, dossier.id, "receive")
+
+    def validate(_task, data):
+        return {} if data.get("decision") in ("accept", "supplement", "refuse") else {"decision": ["invalid"]}
+
+    with pytest.raises(services.InvalidData) as err:
+        services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "x"},
+                               validate=validate)
+    assert err.value.fields == {"decision": ["invalid"]}
+    assert task.state == "ready" and dossier.status == "submitted"
+
+
+def test_supplement_pauses_the_clock_and_restarts_the_full_time(session, unit):
+    clock.freeze(FRIDAY_10H)
+    dossier = submit(session, unit)
+    timers = {t.name: t.run_at for t in session.scalars(select(Timer).where(Timer.dossier_id == dossier.id))}
+    assert timers == {"Cảnh báo sắp hết hạn": datetime(2026, 11, 17, 17, 0, tzinfo=VN_TZ)}
+    complete(session, dossier.id, "receive", {"decision": "supplement"})
+    assert dossier.status == "supplement_requested" and dossier.status_code == 5
+    assert dossier.clock_paused_at == FRIDAY_10H
+    timer = session.scalars(select(Timer).where(Timer.dossier_id == dossier.id)).one()
+    assert timer.run_at == services.PAUSED_UNTIL  # suspended while the clock is stopped
+    # Nothing fires during the pause, even long after the original deadline.
+    clock.freeze(datetime(2026, 11, 25, 9, 0, tzinfo=VN_TZ))
+    assert services.fire_due_timers(session) == 0
+    services.deliver_message(session, dossier.code, "supplement_received", {"files": 2},
+                             actor=services.SYSTEM_ACTOR)
+    pause = session.scalars(select(ClockPause).where(ClockPause.dossier_id == dossier.id)).one()
+    assert pause.ended_at is not None and dossier.clock_paused_at is None
+    # Full 3 working days again from Wed 25/11 09:00: Thu 26, Fri 27, Mon 30 → Mon 30/11 17:00.
+    assert dossier.due_at == datetime(2026, 11, 30, 17, 0, tzinfo=VN_TZ)
+    timer = session.scalars(select(Timer).where(Timer.dossier_id == dossier.id)).one()
+    assert timer.run_at == datetime(2026, 11, 27, 17, 0, tzinfo=VN_TZ)  # 1 working day before due
+    assert open_task(session, dossier.id, "receive")  # back to the one-stop check
+
+
+def test_message_not_awaited_is_a_conflict(session, unit):
+    dossier = submit(session, unit)
+    with pytest.raises(services.Conflict, match="not waiting"):
+        services.deliver_message(session, dossier.code, "supplement_received", {}, actor=services.SYSTEM_ACTOR)
+
+
+def test_deadline_timers_warn_then_escalate(session, unit):
+    clock.freeze(FRIDAY_10H)
+    dossier = submit(session, unit)
+    complete(session, dossier.id, "receive", {"decision": "accept"})
+    clock.freeze(datetime(2026, 11, 17, 16, 59, tzinfo=VN_TZ))
+    assert services.fire_due_timers(session) == 0
+    clock.freeze(datetime(2026, 11, 17, 17, 1, tzinfo=VN_TZ))
+    assert services.fire_due_timers(session) == 1
+    warning = session.scalars(select(ServiceCall).where(ServiceCall.dossier_id == dossier.id)).one()
+    assert warning.operation == "notify.deadline_warning"
+    assert warning.params["due_at"] == "2026-11-18T17:00:00+07:00"
+    services.take_service_call(session, warning.id, lease=timedelta(seconds=30))
+    services.finish_service_call(session, warning.id, {"sent": True})
+    timer = session.scalars(select(Timer).where(Timer.dossier_id == dossier.id)).one()
+    assert timer.name == "Quá hạn" and timer.run_at == datetime(2026, 11, 18, 17, 0, tzinfo=VN_TZ)
+    clock.freeze(datetime(2026, 11, 18, 17, 0, 1, tzinfo=VN_TZ))
+    assert services.fire_due_timers(session) == 1
+    ops = session.scalars(select(ServiceCall.operation).where(ServiceCall.dossier_id == dossier.id)).all()
+    assert sorted(ops) == ["notify.deadline_warning", "notify.overdue_escalation"]
+    fired = [e for e in pending_events(session) if e["action"] == "timer_fired"]
+    assert [e["data"]["timers"] for e in fired] == [["Cảnh báo sắp hết hạn"], ["Quá hạn"]]
+
+
+def test_timer_set_in_the_past_of_the_real_clock_waits_for_the_project_clock(session, unit):
+    """Spiff compares timers with datetime.now(); the project clock must be the only authority."""
+    clock.freeze(datetime(2025, 4, 28, 10, 0, tzinfo=VN_TZ))  # long before the real date
+    dossier = submit(session, unit)
+    complete(session, dossier.id, "receive", {"decision": "accept"})
+    assert session.scalar(select(func.count()).select_from(ServiceCall)) == 0
+    # received Mon 28/4/2025; 30/4, 1/5, 2/5 are days off; due Tue 6/5/2025 (Mon 5/5, Tue 6/5? no):
+    # working days after 28/4: Tue 29/4 (1), Mon 5/5 (2), Tue 6/5 (3)
+    assert dossier.due_at == datetime(2025, 5, 6, 17, 0, tzinfo=VN_TZ)
+
+
+def test_service_call_failure_backs_off_then_gives_up(session, unit):
+    dossier = submit(session, unit)
+    for step, data in [("receive", {"decision": "accept"}), ("appraise", {"decision": "propose_approve"}),
+                       ("approve", {"decision": "approve"})]:
+        complete(session, dossier.id, step, data)
+    call = session.scalars(select(ServiceCall)).one()
+    services.take_service_call(session, call.id, lease=timedelta(seconds=30))
+    assert services.take_service_call(session, call.id, lease=timedelta(seconds=30)) is None  # leased
+    services.fail_service_call(session, call.id, "gateway timeout")
+    assert call.status == "pending" and call.next_attempt_at > clock.now()
+    assert services.due_service_calls(session) == []
+    clock.freeze(clock.now() + timedelta(hours=2))
+    assert services.due_service_calls(session) == [call.id]
+    services.take_service_call(session, call.id, lease=timedelta(seconds=30))
+    services.fail_service_call(session, call.id, "bad request", permanent=True)
+    assert call.status == "failed"
+    assert any(e["action"] == "service_call_failed" for e in pending_events(session))
+
+
+def test_rework_loop_150_passes_keeps_state_bounded(session, unit):
+    dossier = submit(session, unit)
+    complete(session, dossier.id, "receive", {"decision": "accept"})
+    sizes = []
+    for _ in range(150):
+        complete(session, dossier.id, "appraise", {"decision": "propose_approve"})
+        complete(session, dossier.id, "approve", {"decision": "return"})
+        sizes.append(session.get(WorkflowState, dossier.id).size)
+    assert max(sizes[-10:]) <= sizes[0] * 1.2  # compaction: no growth with the passes
+    complete(session, dossier.id, "appraise", {"decision": "propose_approve"})
+    complete(session, dossier.id, "approve", {"decision": "approve"})
+    assert open_task(session, dossier.id, "notify_result").state == "started"
+    approvals = session.scalar(select(func.count()).select_from(Task).where(
+        Task.dossier_id == dossier.id, Task.spec_name == "approve", Task.state == "completed"))
+    assert approvals == 151  # the history is kept in the projection even though Spiff's tree is compacted
+
+
+def test_compaction_keeps_parallel_joins_working(session):
+    """A process with a parallel split and join behind a loop still joins after compaction."""
+    unit = create_unit(session)
+    install_bpmn(session, "parallel_join", (FIXTURES / "parallel_join.bpmn").read_text())
+    dossier = submit(session, unit, procedure="parallel_join")
+    for _ in range(3):
+        complete(session, dossier.id, "prepare", {"again": True})
+    complete(session, dossier.id, "prepare", {"again": False})
+    complete(session, dossier.id, "police", {"answer": "ok"})
+    assert dossier.finished_at is None  # the join waits for the second branch
+    complete(session, dossier.id, "insurance", {"answer": "ok"})
+    complete(session, dossier.id, "after_join", {})
+    assert dossier.finished_at is not None
+
+
+def test_state_is_stored_without_the_spec(session, unit):
+    dossier = submit(session, unit)
+    state = session.get(WorkflowState, dossier.id)
+    import zlib
+
+    raw = zlib.decompress(state.state)
+    assert b'"spec"' not in raw and b"task_specs" not in raw
+    wf = services.load_workflow(session, dossier)
+    assert [t.task_spec.name for t in workflow.open_tasks(wf)] == ["receive"]
+
+
+def test_audit_events_are_written_and_chained_on_commit(session, unit):
+    dossier = submit(session, unit)
+    complete(session, dossier.id, "receive", {"decision": "accept"})
+    session.commit()
+    rows = session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id)
+                           .order_by(AuditEvent.id)).all()
+    assert [r.action for r in rows] == ["dossier_submitted", "task_completed", "status_changed"]
+    assert rows[1].prev_hash == rows[0].hash and rows[2].prev_hash == rows[1].hash
+    assert rows[1].data["form"] == {"decision": "accept"}
+
+
+def test_service_fixture_process_deploys_and_waits_for_its_call(session):
+    unit = create_unit(session)
+    install_bpmn(session, "service_timer", (FIXTURES / "service_timer.bpmn").read_text())
+    dossier = submit(session, unit, procedure="service_timer")
+    complete(session, dossier.id, "review", {"effect_seconds": 0, "wait_until": "2026-01-01T00:00:00+07:00"})
+    call = session.scalars(select(ServiceCall).where(ServiceCall.dossier_id == dossier.id)).one()
+    assert call.operation == "demo.effect" and call.params == {"seconds": 0, "label": dossier.code}
