@@ -21,6 +21,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(
         broker_url=settings.broker_url,
+        task_default_queue=settings.queue,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

@@ -14,7 +14,7 @@ from engine.services import PermanentServiceError
 Operation = Callable[[Mapping[str, Any], str], Any]
 
 
-class UnknownOperation(PermanentServiceError):
+class UnknownOperationError(PermanentServiceError):
     pass
 
 
@@ -39,5 +39,5 @@ class ConnectorRegistry:
         try:
             fn = self._operations[operation]
         except KeyError:
-            raise UnknownOperation(f"no connector operation {operation!r}") from None
+            raise UnknownOperationError(f"no connector operation {operation!r}") from None
         return fn(params, key)

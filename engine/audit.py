@@ -92,8 +92,8 @@ def seal_pending(session: Session) -> int:
         return 0
     _lock_chain(session)
     head = session.get(Setting, HEAD_KEY, with_for_update=True)
-    state = json.loads(head.value) if head else {"hash": GENESIS, "count": 0, "id": 0}
-    prev = state["hash"]
+    state: dict[str, Any] = json.loads(head.value) if head else {"hash": GENESIS, "count": 0, "id": 0}
+    prev: str = state["hash"]
     rows = []
     for item in pending:
         digest = event_hash(prev, item)

@@ -36,6 +36,8 @@ class Settings:
     database_url: str = "sqlite:///instance/motcua.db"
     # Celery broker (RabbitMQ). Required when worker == "celery".
     broker_url: str = ""
+    # Celery queue of this deployment (several deployments or test runs can share one broker).
+    queue: str = "motcua"
     # Flask session/CSRF secret and the signing key for tokens.
     secret_key: str = DEFAULT_SECRET
     # development | test | production

@@ -8,8 +8,9 @@ expression and script is
    a message and the line it is on);
 2. rewritten so that the operations that can exhaust memory or CPU go through guards
    (``**``, ``*``, ``+``, ``<<``, ``%``, slices, ``in``, every ``for`` iterable, method calls);
-3. compiled from that validated tree (never from the source text) and run with
-   ``{"__builtins__": SAFE_BUILTINS + guards + registered functions}``.
+3. compiled from that validated tree (never from the source text) and run over a copy of the task
+   data, with the guards written over it and ``__builtins__`` = :data:`SAFE_BUILTINS` plus the
+   registered functions.
 
 Validated code is cached per source string, so a gateway condition costs a dictionary copy and an
 ``eval`` after its first use.
@@ -377,7 +378,7 @@ def _safe_str(*args: Any, **kwargs: Any) -> str:
 
 def _safe_sum(iterable: Iterable[Any], /, start: Any = 0) -> Any:
     # sum(lists, []) would concatenate without the + guard.
-    if not isinstance(start, int | float | Decimal):
+    if not isinstance(start, int | float | Decimal | timedelta):
         raise EvaluationError("sum() adds numbers only; use + to join lists or text")
     _charge_sized(iterable)
     return sum(iterable, start)
@@ -524,6 +525,7 @@ class _Validator:
             raise EvaluationError(f"constants of type {type(node.value).__name__} are not allowed", line)
 
     def visit_Call(self, node: ast.Call, line: int | None) -> None:  # noqa: N802
+        # Report in source order: `__import__('os').system()` is refused for `__import__`.
         func = node.func
         if isinstance(func, ast.Name):
             if _private(func.id):
@@ -531,6 +533,7 @@ class _Validator:
             if func.id not in SAFE_BUILTINS and func.id not in self.function_names:
                 raise EvaluationError(f"function '{func.id}' is not allowed", line)
         elif isinstance(func, ast.Attribute):
+            self.check(func.value, line)
             if _private(func.attr):
                 raise EvaluationError(
                     f"attribute '{func.attr}' is not allowed: names beginning with '_' are private", line
@@ -543,8 +546,8 @@ class _Validator:
                         f"method .{func.attr}() changes data: not allowed in a condition", line
                     )
                 self.mutates = True
-            self.check(func.value, line)
         else:
+            self.check(func, line)
             raise EvaluationError(
                 "only built-in functions, registered functions and safe methods can be called", line
             )

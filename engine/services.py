@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.exceptions import WorkflowException
-from SpiffWorkflow.task import Task as SpiffTask
-from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from engine import clock, workflow
 from engine.audit import record_event
@@ -33,9 +33,9 @@ from engine.models import (
     Dossier,
     DossierCodeCounter,
     DossierStatus,
+    Procedure,
     ProcessModelVersion,
     ProcessSpec,
-    Procedure,
     ServiceCall,
     Task,
     TaskState,
@@ -68,24 +68,24 @@ class ServiceError(Exception):
         self.fields = dict(fields or {})
 
 
-class NotFound(ServiceError):
+class NotFoundError(ServiceError):
     code = "not_found"
     http_status = 404
 
 
-class Conflict(ServiceError):
+class ConflictError(ServiceError):
     """The state changed under the caller: task already completed, claimed by someone else…"""
 
     code = "conflict"
     http_status = 409
 
 
-class Forbidden(ServiceError):
+class ForbiddenError(ServiceError):
     code = "forbidden"
     http_status = 403
 
 
-class InvalidData(ServiceError):
+class InvalidDataError(ServiceError):
     code = "invalid_data"
     http_status = 422
 
@@ -181,8 +181,8 @@ def task_deadline(cal: WorkingCalendar, spec: str, created: datetime) -> datetim
         if kind == "calendar_days":
             return cal.due(created, calendar_days=int(amount))
     except ValueError as exc:
-        raise InvalidData(f"bad task deadline {spec!r}: {exc}") from exc
-    raise InvalidData(f"unknown task deadline {spec!r}")
+        raise InvalidDataError(f"bad task deadline {spec!r}: {exc}") from exc
+    raise InvalidDataError(f"unknown task deadline {spec!r}")
 
 
 # --- process models ---------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def deploy_process_model(
             roles[lane] = lane
             unmapped.remove(lane)
     if unmapped:
-        raise InvalidData(
+        raise InvalidDataError(
             f"lanes without a role: {', '.join(unmapped)}",
             fields={"lane_roles": [f"lane {lane!r} has no role" for lane in unmapped]},
         )
@@ -267,11 +267,11 @@ def next_dossier_code(session: Session, unit: Unit, received: datetime) -> str:
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_fn(DossierCodeCounter).values(unit_id=unit.id, day=day, last=1)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[DossierCodeCounter.unit_id, DossierCodeCounter.day],
         set_={"last": DossierCodeCounter.last + 1},
     ).returning(DossierCodeCounter.last)
-    number = session.execute(stmt).scalar_one()
+    number = session.execute(upsert).scalar_one()
     if number > 9999:
         raise ServiceError(f"unit {unit.code} received more than 9999 dossiers on {day}")
     return f"{unit.agency_code}-{day:%y%m%d}-{number:04d}"
@@ -285,14 +285,14 @@ def lock_dossier(session: Session, dossier_id: int) -> Dossier:
         select(Dossier).where(Dossier.id == dossier_id).with_for_update().execution_options(populate_existing=True)
     )
     if dossier is None:
-        raise NotFound(f"dossier {dossier_id} not found")
+        raise NotFoundError(f"dossier {dossier_id} not found")
     return dossier
 
 
 def get_dossier(session: Session, code: str) -> Dossier:
     dossier = session.scalar(select(Dossier).where(Dossier.code == code))
     if dossier is None:
-        raise NotFound(f"dossier {code} not found", fields={"code": ["unknown dossier code"]})
+        raise NotFoundError(f"dossier {code} not found", fields={"code": ["unknown dossier code"]})
     return dossier
 
 
@@ -307,7 +307,7 @@ def _spec_of(session: Session, dossier: Dossier) -> ProcessSpec:
 def load_workflow(session: Session, dossier: Dossier) -> BpmnWorkflow:
     state = session.get(WorkflowState, dossier.id)
     if state is None:
-        raise NotFound(f"dossier {dossier.code} has no workflow state")
+        raise NotFoundError(f"dossier {dossier.code} has no workflow state")
     spec = session.get(ProcessSpec, state.content_hash)
     assert spec is not None
     return workflow.load_state(state.state, spec.content_hash, spec.spec_json)
@@ -346,6 +346,13 @@ def _save_case(
     """Persist the workflow and bring every projection (status, tasks, timers, calls) up to date."""
     now = clock.now()
     cal = cal or calendar_for(session)
+    completed = list(completed)
+    for task in completed:
+        due = workflow.timer_due(task)
+        if due is not None:
+            _audit(session, SYSTEM_ACTOR, "timer_fired", dossier, task_id=str(task.id),
+                   data={"timer": task.task_spec.bpmn_name or task.task_spec.name,
+                         "due_at": due.isoformat(), "late_seconds": round((now - due).total_seconds(), 3)})
     _apply_status(session, dossier, wf, completed, actor=actor, cal=cal)
     _sync_tasks(session, dossier, wf, cal=cal, now=now)  # before compaction drops finished tasks
     workflow.compact_history(wf)
@@ -542,15 +549,15 @@ def submit_dossier(
     """Receive a dossier: give it a code and a legal due moment, start its process."""
     procedure = session.scalar(select(Procedure).where(Procedure.code == procedure_code))
     if procedure is None or not procedure.is_active:
-        raise InvalidData(f"unknown procedure {procedure_code!r}", fields={"procedure": ["unknown procedure"]})
+        raise InvalidDataError(f"unknown procedure {procedure_code!r}", fields={"procedure": ["unknown procedure"]})
     unit = session.scalar(select(Unit).where(Unit.code == unit_code))
     if unit is None:
-        raise InvalidData(f"unknown unit {unit_code!r}", fields={"unit": ["unknown unit"]})
+        raise InvalidDataError(f"unknown unit {unit_code!r}", fields={"unit": ["unknown unit"]})
     if channel not in ("online", "counter", "post"):
-        raise InvalidData(f"unknown channel {channel!r}", fields={"channel": ["online, counter or post"]})
+        raise InvalidDataError(f"unknown channel {channel!r}", fields={"channel": ["online, counter or post"]})
     name = str(applicant.get("full_name") or applicant.get("name") or "").strip()
     if not name:
-        raise InvalidData("applicant name is required", fields={"applicant.full_name": ["required"]})
+        raise InvalidDataError("applicant name is required", fields={"applicant.full_name": ["required"]})
     version = current_version(session, procedure)
     spec = session.get(ProcessSpec, version.content_hash)
     assert spec is not None
@@ -599,7 +606,7 @@ def submit_dossier(
 def _lock_task(session: Session, task_id: str) -> tuple[Task, Dossier]:
     row = session.get(Task, task_id)
     if row is None:
-        raise NotFound(f"task {task_id} not found")
+        raise NotFoundError(f"task {task_id} not found")
     dossier = lock_dossier(session, row.dossier_id)
     session.refresh(row)  # re-read under the dossier lock
     return row, dossier
@@ -609,18 +616,18 @@ def _check_can_act(row: Task, actor: Actor) -> None:
     if actor.user_id is None:
         return  # the system acts on behalf of the process
     if row.role and row.role not in actor.roles:
-        raise Forbidden(f"task needs role {row.role}")
+        raise ForbiddenError(f"task needs role {row.role}")
     if row.unit_id != actor.unit_id:
-        raise Forbidden("task belongs to another unit")
+        raise ForbiddenError("task belongs to another unit")
 
 
 def claim_task(session: Session, task_id: str, *, actor: Actor) -> Task:
     row, dossier = _lock_task(session, task_id)
     _check_can_act(row, actor)
     if row.state != TaskState.READY.value or row.kind != "user":
-        raise Conflict("task is not open", fields={"state": row.state})
+        raise ConflictError("task is not open", fields={"state": row.state})
     if row.assignee_id is not None and row.assignee_id != actor.user_id:
-        raise Conflict("task is claimed by another officer", fields={"assignee_id": row.assignee_id})
+        raise ConflictError("task is claimed by another officer", fields={"assignee_id": row.assignee_id})
     if row.assignee_id != actor.user_id:
         row.assignee_id = actor.user_id
         row.claimed_at = clock.now()
@@ -632,11 +639,11 @@ def claim_task(session: Session, task_id: str, *, actor: Actor) -> Task:
 def unclaim_task(session: Session, task_id: str, *, actor: Actor) -> Task:
     row, dossier = _lock_task(session, task_id)
     if row.state != TaskState.READY.value:
-        raise Conflict("task is not open", fields={"state": row.state})
+        raise ConflictError("task is not open", fields={"state": row.state})
     if row.assignee_id is None:
         return row
     if row.assignee_id != actor.user_id and "leader" not in actor.roles and actor.user_id is not None:
-        raise Forbidden("only the assignee or a leader can release this task")
+        raise ForbiddenError("only the assignee or a leader can release this task")
     _audit(session, actor, "task_unclaimed", dossier, task_id=row.id, data={"previous": row.assignee_id})
     row.assignee_id = None
     row.claimed_at = None
@@ -655,24 +662,24 @@ def complete_task(
     """Complete a READY user task with the officer's form data and run the engine on.
 
     Row lock on the dossier + READY check on the Spiff task: a second completion of the same task
-    gets :class:`Conflict`, whatever the timing.
+    gets :class:`ConflictError`, whatever the timing.
     """
     row, dossier = _lock_task(session, task_id)
     _check_can_act(row, actor)
     if row.kind != "user":
-        raise Conflict("only user tasks are completed by people")
+        raise ConflictError("only user tasks are completed by people")
     if row.state != TaskState.READY.value:
-        raise Conflict("task was already completed", fields={"state": row.state})
+        raise ConflictError("task was already completed", fields={"state": row.state})
     if row.assignee_id is not None and actor.user_id is not None and row.assignee_id != actor.user_id:
-        raise Conflict("task is claimed by another officer", fields={"assignee_id": row.assignee_id})
+        raise ConflictError("task is claimed by another officer", fields={"assignee_id": row.assignee_id})
     if validate is not None:
         errors = validate(row, data)
         if errors:
-            raise InvalidData("the form has errors", fields=errors)
+            raise InvalidDataError("the form has errors", fields=errors)
     wf = load_workflow(session, dossier)
     spiff_task = workflow.find_task(wf, task_id)
     if spiff_task is None or spiff_task.state != SpiffState.READY:
-        raise Conflict("task is no longer ready")
+        raise ConflictError("task is no longer ready")
     clean = {k: v for k, v in data.items() if not str(k).startswith("_")}
     spiff_task.set_data(**clean)
     spiff_task.run()
@@ -697,14 +704,14 @@ def deliver_message(
     dossier = lock_dossier(session, get_dossier(session, dossier_code).id)
     wf = load_workflow(session, dossier)
     if name not in workflow.waiting_messages(wf):
-        raise Conflict(f"dossier {dossier_code} is not waiting for message {name!r}")
+        raise ConflictError(f"dossier {dossier_code} is not waiting for message {name!r}")
     cal = calendar_for(session)
     if name == "supplement_received":
         _resume_clock(session, dossier, wf, cal=cal)
     try:
         workflow.send_message(wf, name, payload)
     except WorkflowException as exc:
-        raise Conflict(str(exc)) from exc
+        raise ConflictError(str(exc)) from exc
     completed = _run_engine(wf)
     _audit(session, actor, "message_received", dossier, data={"message": name})
     _save_case(session, dossier, wf, actor=actor, completed=completed, cal=cal)
@@ -731,10 +738,7 @@ def fire_due_timers(session: Session, *, now: datetime | None = None, limit: int
         if not due_rows:
             continue
         wf = load_workflow(session, dossier)
-        completed = _run_engine(wf)
-        names = [t.name for t in due_rows]
-        _audit(session, SYSTEM_ACTOR, "timer_fired", dossier,
-               data={"timers": names, "late_seconds": [(now - t.run_at).total_seconds() for t in due_rows]})
+        completed = _run_engine(wf)  # each timer that fires is audited by _save_case
         _save_case(session, dossier, wf, actor=SYSTEM_ACTOR, completed=completed)
         fired += len(due_rows)
     return fired
@@ -770,7 +774,7 @@ def finish_service_call(session: Session, call_id: str, result: Any) -> bool:
     """Complete the Spiff service task with the call's result; idempotent by task id."""
     call = session.get(ServiceCall, call_id)
     if call is None:
-        raise NotFound(f"service call {call_id} not found")
+        raise NotFoundError(f"service call {call_id} not found")
     dossier = lock_dossier(session, call.dossier_id)
     session.refresh(call)
     if call.status == "done":

@@ -72,7 +72,7 @@ def validate_bpmn(bpmn_xml: str, *, filename: str = "<bpmn>") -> list[Problem]:
             else:
                 _evaluator.validate_expression(source.strip())
         except EvaluationError as exc:
-            offset = (exc.line - 1) if kind == "script" and getattr(exc, "line", None) else 0
+            offset = (exc.line - 1) if kind == "script" and exc.line else 0
             line = (node.sourceline or 0) + offset
             problems.append(Problem(line, element, f"{element}: {exc}"))
     for task in root.iterfind(".//bpmn:userTask", NS):

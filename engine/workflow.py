@@ -26,13 +26,13 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
+from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
 from SpiffWorkflow.spiff.specs.defaults import ServiceTask, UserTask
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
-from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 
@@ -51,14 +51,14 @@ class _ProjectDateTime(datetime):
     """
 
     @classmethod
-    def now(cls, tz: Any = None) -> _ProjectDateTime:  # type: ignore[override]
+    def now(cls, tz: Any = None) -> _ProjectDateTime:
         moment = clock.now()
         if tz is not None:
             moment = moment.astimezone(tz)
         return cls.fromtimestamp(moment.timestamp(), moment.tzinfo)
 
 
-spiff_timer.datetime = _ProjectDateTime  # type: ignore[misc]
+spiff_timer.datetime = _ProjectDateTime
 
 
 class AsyncServiceTask(ServiceTask):
@@ -298,6 +298,15 @@ def waiting_timers(wf: BpmnWorkflow) -> list[tuple[str, str, datetime]]:
         due = TimerEventDefinition.get_datetime(value)
         result.append((str(task.id), definition.name, due))
     return result
+
+
+def timer_due(task: SpiffTask) -> datetime | None:
+    """The due moment of a timer event task, None for other tasks."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if not isinstance(definition, TimerEventDefinition):
+        return None
+    value = task._get_internal_data("event_value")
+    return TimerEventDefinition.get_datetime(value) if isinstance(value, str) else None
 
 
 def send_message(wf: BpmnWorkflow, name: str, payload: Any) -> None:

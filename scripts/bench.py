@@ -5,9 +5,9 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from datetime import timedelta
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import create_engine, select, text
@@ -153,7 +153,8 @@ def _finished_case(factory: Any) -> dict[str, Any]:
             jobs.drain(factory, registry, lease=timedelta(seconds=30))
     with transaction(factory) as session:
         state = session.get(WorkflowState, dossier_id)
-        assert state is not None and state.completed, "bench case did not finish"
+        assert state is not None, "bench case has no state"
+        assert state.completed, "bench case did not finish"
         tasks = session.scalars(select(Task).where(Task.dossier_id == dossier_id)).all()
         return {
             "user_and_service_tasks": len(tasks),

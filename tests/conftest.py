@@ -74,7 +74,7 @@ def db_engine(sqlite_settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture()
+@pytest.fixture
 def session(db_engine: Engine) -> Iterator[Session]:
     """A session inside an outer transaction that is rolled back after the test.
 

@@ -34,7 +34,7 @@ from tests.factories import (
 FRIDAY_10H = datetime(2026, 11, 13, 10, 0, tzinfo=VN_TZ)  # a working Friday
 
 
-@pytest.fixture()
+@pytest.fixture
 def unit(session):
     install_procedure(session)
     return create_unit(session)
@@ -46,7 +46,8 @@ def test_submit_gives_code_due_date_and_first_task(session, unit):
     assert re.fullmatch(re.escape(unit.agency_code) + r"-261113-0001", dossier.code)
     # 3 working days, day of receipt not counted: Mon 16, Tue 17, Wed 18 → Wed 17:00.
     assert dossier.due_at == datetime(2026, 11, 18, 17, 0, tzinfo=VN_TZ)
-    assert dossier.status == "submitted" and dossier.status_code == 1
+    assert dossier.status == "submitted"
+    assert dossier.status_code == 1
     task = open_task(session, dossier.id, "receive")
     assert (task.role, task.kind, task.state, task.unit_id) == ("onestop", "user", "ready", unit.id)
     # the receive task has its own 4-working-hour deadline: 10:00 + 1.5 h morning + 2.5 h afternoon
@@ -58,10 +59,10 @@ def test_submit_gives_code_due_date_and_first_task(session, unit):
 
 
 def test_bad_submission_is_refused_with_the_field(session, unit):
-    with pytest.raises(services.InvalidData) as err:
+    with pytest.raises(services.InvalidDataError) as err:
         submit(session, unit, procedure="no_such_procedure")
     assert "procedure" in err.value.fields
-    with pytest.raises(services.InvalidData) as err:
+    with pytest.raises(services.InvalidDataError) as err:
         submit(session, unit, applicant={"type": "individual"})
     assert "applicant.full_name" in err.value.fields
     assert session.scalar(select(func.count()).select_from(Dossier)) == 0
@@ -71,17 +72,20 @@ def test_happy_path_runs_to_the_end_with_status_codes(session, unit):
     clock.freeze(FRIDAY_10H)
     dossier = submit(session, unit)
     complete(session, dossier.id, "receive", {"decision": "accept"})
-    assert dossier.status == "processing" and dossier.status_code == 4
+    assert dossier.status == "processing"
+    assert dossier.status_code == 4
     complete(session, dossier.id, "appraise", {"decision": "propose_approve"})
     complete(session, dossier.id, "approve", {"decision": "approve"})
     call = session.scalars(select(ServiceCall).where(ServiceCall.dossier_id == dossier.id)).one()
-    assert call.operation == "notify.status" and call.params == {"template": "result_ready"}
+    assert call.operation == "notify.status"
+    assert call.params == {"template": "result_ready"}
     assert open_task(session, dossier.id, "notify_result").state == "started"
     assert services.take_service_call(session, call.id, lease=timedelta(seconds=30)) is not None
     assert services.finish_service_call(session, call.id, {"sent": True}) is True
     assert services.finish_service_call(session, call.id, {"sent": True}) is False  # idempotent
     complete(session, dossier.id, "hand_back", {"decision": "delivered"})
-    assert dossier.status == "returned" and dossier.status_code == 10
+    assert dossier.status == "returned"
+    assert dossier.status_code == 10
     assert dossier.finished_at is not None
     assert session.get(WorkflowState, dossier.id).completed
     # the terminate end cancelled the deadline watch: no timer left waiting
@@ -95,9 +99,10 @@ def test_second_completion_is_a_conflict(session, unit):
     task = open_task(session, dossier.id, "receive")
     services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "accept"})
     version = dossier.version
-    with pytest.raises(services.Conflict, match="already completed"):
+    with pytest.raises(services.ConflictError, match="already completed"):
         services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "refuse"})
-    assert dossier.status == "processing" and dossier.version == version
+    assert dossier.status == "processing"
+    assert dossier.version == version
 
 
 def test_claim_rules(session, unit):
@@ -107,20 +112,21 @@ def test_claim_rules(session, unit):
     other = services.Actor.of(create_user(session, unit, "onestop"))
     justice = services.Actor.of(create_user(session, unit, "justice"))
     foreign = services.Actor.of(create_user(session, create_unit(session), "onestop"))
-    with pytest.raises(services.Forbidden):
+    with pytest.raises(services.ForbiddenError):
         services.claim_task(session, task.id, actor=justice)
-    with pytest.raises(services.Forbidden):
+    with pytest.raises(services.ForbiddenError):
         services.claim_task(session, task.id, actor=foreign)
     services.claim_task(session, task.id, actor=officer)
     assert task.assignee_id == officer.user_id
-    with pytest.raises(services.Conflict, match="claimed"):
+    with pytest.raises(services.ConflictError, match="claimed"):
         services.claim_task(session, task.id, actor=other)
-    with pytest.raises(services.Conflict, match="claimed"):
+    with pytest.raises(services.ConflictError, match="claimed"):
         services.complete_task(session, task.id, actor=other, data={"decision": "accept"})
     services.unclaim_task(session, task.id, actor=officer)
     services.claim_task(session, task.id, actor=other)
     services.complete_task(session, task.id, actor=other, data={"decision": "accept"})
-    assert task.completed_by_id == other.user_id and task.decision == "accept"
+    assert task.completed_by_id == other.user_id
+    assert task.decision == "accept"
 
 
 def test_form_validation_errors_change_nothing(session, unit):
@@ -130,11 +136,12 @@ def test_form_validation_errors_change_nothing(session, unit):
     def validate(_task, data):
         return {} if data.get("decision") in ("accept", "supplement", "refuse") else {"decision": ["invalid"]}
 
-    with pytest.raises(services.InvalidData) as err:
+    with pytest.raises(services.InvalidDataError) as err:
         services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "x"},
                                validate=validate)
     assert err.value.fields == {"decision": ["invalid"]}
-    assert task.state == "ready" and dossier.status == "submitted"
+    assert task.state == "ready"
+    assert dossier.status == "submitted"
 
 
 def test_supplement_pauses_the_clock_and_restarts_the_full_time(session, unit):
@@ -143,7 +150,8 @@ def test_supplement_pauses_the_clock_and_restarts_the_full_time(session, unit):
     timers = {t.name: t.run_at for t in session.scalars(select(Timer).where(Timer.dossier_id == dossier.id))}
     assert timers == {"Cảnh báo sắp hết hạn": datetime(2026, 11, 17, 17, 0, tzinfo=VN_TZ)}
     complete(session, dossier.id, "receive", {"decision": "supplement"})
-    assert dossier.status == "supplement_requested" and dossier.status_code == 5
+    assert dossier.status == "supplement_requested"
+    assert dossier.status_code == 5
     assert dossier.clock_paused_at == FRIDAY_10H
     timer = session.scalars(select(Timer).where(Timer.dossier_id == dossier.id)).one()
     assert timer.run_at == services.PAUSED_UNTIL  # suspended while the clock is stopped
@@ -153,7 +161,8 @@ def test_supplement_pauses_the_clock_and_restarts_the_full_time(session, unit):
     services.deliver_message(session, dossier.code, "supplement_received", {"files": 2},
                              actor=services.SYSTEM_ACTOR)
     pause = session.scalars(select(ClockPause).where(ClockPause.dossier_id == dossier.id)).one()
-    assert pause.ended_at is not None and dossier.clock_paused_at is None
+    assert pause.ended_at is not None
+    assert dossier.clock_paused_at is None
     # Full 3 working days again from Wed 25/11 09:00: Thu 26, Fri 27, Mon 30 → Mon 30/11 17:00.
     assert dossier.due_at == datetime(2026, 11, 30, 17, 0, tzinfo=VN_TZ)
     timer = session.scalars(select(Timer).where(Timer.dossier_id == dossier.id)).one()
@@ -163,7 +172,7 @@ def test_supplement_pauses_the_clock_and_restarts_the_full_time(session, unit):
 
 def test_message_not_awaited_is_a_conflict(session, unit):
     dossier = submit(session, unit)
-    with pytest.raises(services.Conflict, match="not waiting"):
+    with pytest.raises(services.ConflictError, match="not waiting"):
         services.deliver_message(session, dossier.code, "supplement_received", {}, actor=services.SYSTEM_ACTOR)
 
 
@@ -181,13 +190,14 @@ def test_deadline_timers_warn_then_escalate(session, unit):
     services.take_service_call(session, warning.id, lease=timedelta(seconds=30))
     services.finish_service_call(session, warning.id, {"sent": True})
     timer = session.scalars(select(Timer).where(Timer.dossier_id == dossier.id)).one()
-    assert timer.name == "Quá hạn" and timer.run_at == datetime(2026, 11, 18, 17, 0, tzinfo=VN_TZ)
+    assert timer.name == "Quá hạn"
+    assert timer.run_at == datetime(2026, 11, 18, 17, 0, tzinfo=VN_TZ)
     clock.freeze(datetime(2026, 11, 18, 17, 0, 1, tzinfo=VN_TZ))
     assert services.fire_due_timers(session) == 1
     ops = session.scalars(select(ServiceCall.operation).where(ServiceCall.dossier_id == dossier.id)).all()
     assert sorted(ops) == ["notify.deadline_warning", "notify.overdue_escalation"]
-    fired = [e for e in pending_events(session) if e["action"] == "timer_fired"]
-    assert [e["data"]["timers"] for e in fired] == [["Cảnh báo sắp hết hạn"], ["Quá hạn"]]
+    fired = [e["data"] for e in pending_events(session) if e["action"] == "timer_fired"]
+    assert [(f["timer"], f["late_seconds"]) for f in fired] == [("Cảnh báo sắp hết hạn", 60.0), ("Quá hạn", 1.0)]
 
 
 def test_timer_set_in_the_past_of_the_real_clock_waits_for_the_project_clock(session, unit):
@@ -210,7 +220,8 @@ def test_service_call_failure_backs_off_then_gives_up(session, unit):
     services.take_service_call(session, call.id, lease=timedelta(seconds=30))
     assert services.take_service_call(session, call.id, lease=timedelta(seconds=30)) is None  # leased
     services.fail_service_call(session, call.id, "gateway timeout")
-    assert call.status == "pending" and call.next_attempt_at > clock.now()
+    assert call.status == "pending"
+    assert call.next_attempt_at > clock.now()
     assert services.due_service_calls(session) == []
     clock.freeze(clock.now() + timedelta(hours=2))
     assert services.due_service_calls(session) == [call.id]
@@ -258,7 +269,8 @@ def test_state_is_stored_without_the_spec(session, unit):
     import zlib
 
     raw = zlib.decompress(state.state)
-    assert b'"spec"' not in raw and b"task_specs" not in raw
+    assert b'"spec"' not in raw
+    assert b"task_specs" not in raw
     wf = services.load_workflow(session, dossier)
     assert [t.task_spec.name for t in workflow.open_tasks(wf)] == ["receive"]
 
@@ -270,7 +282,8 @@ def test_audit_events_are_written_and_chained_on_commit(session, unit):
     rows = session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id)
                            .order_by(AuditEvent.id)).all()
     assert [r.action for r in rows] == ["dossier_submitted", "task_completed", "status_changed"]
-    assert rows[1].prev_hash == rows[0].hash and rows[2].prev_hash == rows[1].hash
+    assert rows[1].prev_hash == rows[0].hash
+    assert rows[2].prev_hash == rows[1].hash
     assert rows[1].data["form"] == {"decision": "accept"}
 
 
@@ -280,4 +293,5 @@ def test_service_fixture_process_deploys_and_waits_for_its_call(session):
     dossier = submit(session, unit, procedure="service_timer")
     complete(session, dossier.id, "review", {"effect_seconds": 0, "wait_until": "2026-01-01T00:00:00+07:00"})
     call = session.scalars(select(ServiceCall).where(ServiceCall.dossier_id == dossier.id)).one()
-    assert call.operation == "demo.effect" and call.params == {"seconds": 0, "label": dossier.code}
+    assert call.operation == "demo.effect"
+    assert call.params == {"seconds": 0, "label": dossier.code}
