@@ -116,8 +116,8 @@ def _seal_before_commit(session: Session) -> None:
         seal_pending(session)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_on_rollback(session: Session) -> None:
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_on_rollback(session: Session, _previous_transaction: object) -> None:
     session.info.pop(_PENDING, None)
 
 

@@ -42,8 +42,8 @@ def _dispatch_after_commit(session: Session) -> None:
             log.exception("dispatch of service calls %s failed; the next sweep retries them", ids)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, _previous_transaction: object) -> None:
     services.pop_new_service_calls(session)
 
 

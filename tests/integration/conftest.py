@@ -83,13 +83,13 @@ class WorkerProcess:
                 self.proc.wait(timeout=5)
 
 
-@pytest.fixture()
+@pytest.fixture
 def celery_settings(pg_settings: Settings, broker_url: str) -> Settings:
     return pg_settings.with_(worker="celery", broker_url=broker_url, queue=f"motcua_it_{uuid.uuid4().hex[:8]}",
                              worker_interval=1.0, service_timeout=5.0)
 
 
-@pytest.fixture()
+@pytest.fixture
 def worker_factory(celery_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
     workers: list[WorkerProcess] = []
     env = {

@@ -19,14 +19,14 @@ from tests.integration.conftest import wait_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture()
+@pytest.fixture
 def app(celery_settings):
     application = create_app(celery_settings)
     yield application
     application.extensions["motcua"].engine.dispose()
 
 
-@pytest.fixture()
+@pytest.fixture
 def factory(app):
     factory = app.extensions["motcua"].factory
     with transaction(factory) as session:

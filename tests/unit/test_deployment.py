@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
 import shlex
 import tomllib
@@ -23,7 +24,7 @@ import yaml
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from engine.config import Settings
+from engine.config import ConfigError, Settings
 from scripts.cli import main as motcua_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -207,8 +208,6 @@ def test_expected_roles() -> None:
 def test_web_factory_builds_the_production_app(monkeypatch: pytest.MonkeyPatch) -> None:
     """Call the factory exactly as gunicorn does, in the web service's environment (nothing connects)."""
     target, args, kwargs = load_gunicorn_target(gunicorn_app_spec(invocations("web")[0]))
-    import os
-
     for key in [k for k in os.environ if k.startswith("MOTCUA_")]:
         monkeypatch.delenv(key)
     for key, value in production_environment("web").items():
@@ -304,7 +303,7 @@ def test_web_environment_passes_the_production_rules() -> None:
     assert broker.username == SERVICES["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_USER"]
     # The same environment without the operator's secret is refused (a short or default key).
     for bad_secret in ("", "dev-secret-change-me", "short"):
-        with pytest.raises(ValueError, match="SECRET_KEY"):
+        with pytest.raises(ConfigError, match="SECRET_KEY"):
             Settings.from_env({**env, "MOTCUA_SECRET_KEY": bad_secret})
 
 

@@ -1,0 +1,115 @@
+"""Concurrency on PostgreSQL: one task completed twice at once, many submissions at once."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from engine import services
+from engine.db import make_engine, make_session_factory, transaction
+from engine.models import AuditEvent, Task
+from tests.factories import create_unit, install_procedure, open_task, submit
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def factory(pg_settings):
+    engine = make_engine(pg_settings, pool_size=30, max_overflow=10)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        install_procedure(session)
+    yield factory
+    engine.dispose()
+
+
+def _race(n: int, action: Any) -> list[Any]:
+    """Run ``action(i)`` in ``n`` threads released together; collect results or exceptions."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = action(i)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_two_concurrent_completions_one_wins_one_conflicts(factory):
+    for _round in range(10):
+        with transaction(factory) as session:
+            dossier = submit(session, create_unit(session))
+            task_id = open_task(session, dossier.id, "receive").id
+            dossier_id = dossier.id
+
+        def complete(i: int) -> str:
+            with transaction(factory) as session:
+                decision = "accept" if i == 0 else "refuse"
+                services.complete_task(session, task_id, actor=services.SYSTEM_ACTOR, data={"decision": decision})
+                return decision
+
+        results = _race(2, complete)
+        wins = [r for r in results if isinstance(r, str)]
+        conflicts = [r for r in results if isinstance(r, services.ConflictError)]
+        assert len(wins) == 1, results
+        assert len(conflicts) == 1, results
+        with transaction(factory) as session:
+            completions = session.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.dossier_id == dossier_id, AuditEvent.action == "task_completed"))
+            assert completions == 1
+            assert session.get(Task, task_id).decision == wins[0]
+            expected_next = "appraise" if wins[0] == "accept" else None
+            open_steps = session.scalars(select(Task.spec_name).where(
+                Task.dossier_id == dossier_id, Task.state == "ready")).all()
+            assert open_steps == ([expected_next] if expected_next else [])
+
+
+def test_concurrent_submissions_never_share_a_code(factory):
+    with transaction(factory) as session:
+        unit = create_unit(session)
+        agency = unit.agency_code
+        unit_id = unit.id
+
+    def submit_one(_i: int) -> str:
+        with transaction(factory) as session:
+            from engine.models import Unit
+
+            return submit(session, session.get(Unit, unit_id)).code
+
+    codes = _race(25, submit_one)
+    errors = [c for c in codes if isinstance(c, Exception)]
+    assert errors == []
+    assert len(set(codes)) == 25
+    numbers = sorted(int(c.rsplit("-", 1)[1]) for c in codes)
+    assert numbers == list(range(1, 26))  # a gap-free sequence: no number lost or reused
+    assert all(re.fullmatch(re.escape(agency) + r"-\d{6}-\d{4}", c) for c in codes)
+
+
+def test_audit_chain_holds_under_concurrent_writers(factory):
+    from engine.audit import verify_chain
+
+    with transaction(factory) as session:
+        unit_id = create_unit(session).id
+
+    def submit_one(_i: int) -> str:
+        with transaction(factory) as session:
+            from engine.models import Unit
+
+            return submit(session, session.get(Unit, unit_id)).code
+
+    _race(20, submit_one)
+    with transaction(factory) as session:
+        report = verify_chain(session)
+    assert report.ok, report
