@@ -2,13 +2,13 @@
 # (migrate, web, worker, beat); the command chooses the role. Configured only by MOTCUA_* variables.
 FROM python:3.11-slim
 
+# PYTHONPATH: the procedure library (processes/) is not package data; engine.catalogue finds it
+# next to the engine/ folder. Importing the application from /app keeps engine/ and processes/
+# side by side; `pip install .` below provides the dependencies and the `motcua` command.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    # The procedure library (processes/) is not package data: engine.catalogue finds it next to
-    # the engine/ folder. Importing the application from /app keeps engine/ and processes/ side
-    # by side; `pip install .` below provides the dependencies and the `motcua` command.
     PYTHONPATH=/app
 
 WORKDIR /app
@@ -22,9 +22,10 @@ COPY scripts ./scripts
 COPY processes ./processes
 RUN pip install . \
     && rm -rf build ./*.egg-info \
-    && useradd --system --uid 10001 --home-dir /app --no-create-home motcua
+    && useradd --system --create-home --uid 10001 motcua
 
-# Not root: nothing here needs it (and Celery warns when its worker runs as root).
+# Not root: nothing here needs it (and Celery warns when its worker runs as root). The home
+# directory is writable for what the servers keep there (e.g. gunicorn's control socket).
 USER motcua
 
 EXPOSE 8000

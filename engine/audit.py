@@ -39,6 +39,7 @@ def record_event(
     at: datetime | None = None,
 ) -> None:
     """Queue an audit event; it is written, chained, when the session commits."""
+    session.connection()  # begin the transaction now, so that a rollback also drops the event
     pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
     pending.append(
         {

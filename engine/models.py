@@ -248,7 +248,7 @@ class Dossier(Base):
     procedure: Mapped[Procedure] = relationship()
     unit: Mapped[Unit] = relationship()
     model_version: Mapped[ProcessModelVersion] = relationship()
-    pauses: Mapped[list[ClockPause]] = relationship(order_by="ClockPause.started_at", lazy="selectin")
+    pauses: Mapped[list[ClockPause]] = relationship(order_by="ClockPause.started_at")
 
     @validates("status")
     def _sync_status_code(self, _key: str, value: str) -> str:

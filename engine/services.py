@@ -296,21 +296,36 @@ def get_dossier(session: Session, code: str) -> Dossier:
     return dossier
 
 
-def _spec_of(session: Session, dossier: Dossier) -> ProcessSpec:
-    version = session.get(ProcessModelVersion, dossier.model_version_id)
-    assert version is not None
-    spec = session.get(ProcessSpec, version.content_hash)
-    assert spec is not None
-    return spec
+@dataclass(frozen=True)
+class _VersionInfo:
+    content_hash: str
+    lane_roles: Mapping[str, str]
+
+
+def _version_info(session: Session, version_id: int) -> _VersionInfo:
+    """Hash and lane roles of a deployed version (not cached across sessions: SQLite may reuse
+    the id of a rolled-back version)."""
+    version = session.get(ProcessModelVersion, version_id)
+    if version is None:
+        raise NotFoundError(f"process model version {version_id} not found")
+    return _VersionInfo(version.content_hash, dict(version.lane_roles))
+
+
+def _spec_loader(session: Session, content_hash_: str) -> Callable[[], str]:
+    def load() -> str:
+        spec_json = session.scalar(select(ProcessSpec.spec_json).where(ProcessSpec.content_hash == content_hash_))
+        if spec_json is None:
+            raise NotFoundError(f"process spec {content_hash_} not found")
+        return spec_json
+
+    return load
 
 
 def load_workflow(session: Session, dossier: Dossier) -> BpmnWorkflow:
     state = session.get(WorkflowState, dossier.id)
     if state is None:
         raise NotFoundError(f"dossier {dossier.code} has no workflow state")
-    spec = session.get(ProcessSpec, state.content_hash)
-    assert spec is not None
-    return workflow.load_state(state.state, spec.content_hash, spec.spec_json)
+    return workflow.load_state(state.state, state.content_hash, _spec_loader(session, state.content_hash))
 
 
 @dataclass
@@ -358,7 +373,7 @@ def _save_case(
     workflow.compact_history(wf)
     blob, size = workflow.dump_state(wf)
     state = session.get(WorkflowState, dossier.id)
-    spec_hash = _spec_of(session, dossier).content_hash
+    spec_hash = _version_info(session, dossier.model_version_id).content_hash
     if state is None:
         state = WorkflowState(dossier_id=dossier.id, content_hash=spec_hash, state=blob, size=size, updated_at=now)
         session.add(state)
@@ -425,6 +440,12 @@ def _resume_clock(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: 
     dossier.clock_paused_at = None
     dossier.due_at = legal_due(cal, dossier.procedure, now)
     _set_deadlines(wf, {"due_at": dossier.due_at, "warning_at": cal.warning_moment(dossier.due_at)})
+    # The open tasks follow the restarted legal time.
+    session.execute(
+        update(Task)
+        .where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES))
+        .values(due_at=dossier.due_at)
+    )
 
 
 def _set_deadlines(wf: BpmnWorkflow, values: Mapping[str, datetime]) -> None:
@@ -448,7 +469,7 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
             select(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES))
         )
     }
-    lane_roles = dossier.model_version.lane_roles
+    lane_roles = _version_info(session, dossier.model_version_id).lane_roles
     for task_id, row in known.items():
         if task_id in open_now:
             spiff_task = open_now[task_id]
@@ -488,13 +509,6 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
         )
         if kind == "service":
             _queue_service_call(session, dossier, spiff_task, now=now)
-    # A paused clock also pauses the open tasks' deadlines; a restart gives them the new one.
-    if dossier.clock_paused_at is None and dossier.due_at is not None:
-        session.execute(
-            update(Task)
-            .where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES), Task.due_at.is_(None))
-            .values(due_at=dossier.due_at)
-        )
 
 
 def _queue_service_call(session: Session, dossier: Dossier, task: SpiffTask, *, now: datetime) -> None:
@@ -559,8 +573,6 @@ def submit_dossier(
     if not name:
         raise InvalidDataError("applicant name is required", fields={"applicant.full_name": ["required"]})
     version = current_version(session, procedure)
-    spec = session.get(ProcessSpec, version.content_hash)
-    assert spec is not None
     cal = calendar_for(session)
     received = received_at or clock.now()
     due = legal_due(cal, procedure, received)
@@ -595,7 +607,7 @@ def submit_dossier(
         "due_at": due.isoformat(),
         "warning_at": cal.warning_moment(due).isoformat(),
     }
-    wf = workflow.new_workflow(spec.content_hash, spec.spec_json, data)
+    wf = workflow.new_workflow(version.content_hash, _spec_loader(session, version.content_hash), data)
     _audit(session, actor, "dossier_submitted", dossier,
            data={"procedure": procedure.code, "unit": unit.code, "channel": channel, "due_at": due.isoformat()})
     completed = _run_engine(wf)
@@ -604,11 +616,18 @@ def submit_dossier(
 
 
 def _lock_task(session: Session, task_id: str) -> tuple[Task, Dossier]:
-    row = session.get(Task, task_id)
-    if row is None:
+    """Lock the task's dossier (one engine step per case at a time), then read the task under it."""
+    dossier = session.scalar(
+        select(Dossier)
+        .join(Task, Task.dossier_id == Dossier.id)
+        .where(Task.id == task_id)
+        .with_for_update(of=Dossier)
+        .execution_options(populate_existing=True)
+    )
+    if dossier is None:
         raise NotFoundError(f"task {task_id} not found")
-    dossier = lock_dossier(session, row.dossier_id)
-    session.refresh(row)  # re-read under the dossier lock
+    row = session.scalar(select(Task).where(Task.id == task_id).execution_options(populate_existing=True))
+    assert row is not None
     return row, dossier
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import zlib
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -176,11 +178,27 @@ def parse_model(bpmn_xml: str, *, process_id: str | None = None, filename: str =
     )
 
 
-@lru_cache(maxsize=256)
-def _specs_for(content_hash_: str, spec_json: str) -> tuple[Any, dict[str, Any]]:
-    dct = json.loads(spec_json)
+SpecSource = str | Callable[[], str]
+"""The serialized spec, or a function that loads it (called only when the cache misses)."""
+_SPEC_CACHE: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
+_SPEC_CACHE_SIZE = 256
+_spec_lock = threading.Lock()
+
+
+def _specs_for(content_hash_: str, spec_json: SpecSource) -> tuple[Any, dict[str, Any]]:
+    """Parsed spec objects per content hash; specs are immutable, so one copy serves every case."""
+    with _spec_lock:
+        hit = _SPEC_CACHE.get(content_hash_)
+        if hit is not None:
+            _SPEC_CACHE.move_to_end(content_hash_)
+            return hit
+    dct = json.loads(spec_json() if callable(spec_json) else spec_json)
     spec = SERIALIZER.from_dict(dct["spec"])
     subprocess_specs = {name: SERIALIZER.from_dict(s) for name, s in dct["subprocess_specs"].items()}
+    with _spec_lock:
+        _SPEC_CACHE[content_hash_] = (spec, subprocess_specs)
+        while len(_SPEC_CACHE) > _SPEC_CACHE_SIZE:
+            _SPEC_CACHE.popitem(last=False)
     return spec, subprocess_specs
 
 
@@ -191,7 +209,7 @@ def script_engine() -> RestrictedScriptEngine:
 _SCRIPT_ENGINE = RestrictedScriptEngine()
 
 
-def new_workflow(content_hash_: str, spec_json: str, data: dict[str, Any]) -> BpmnWorkflow:
+def new_workflow(content_hash_: str, spec_json: SpecSource, data: dict[str, Any]) -> BpmnWorkflow:
     """A new workflow instance with ``data`` as the start data (not run yet)."""
     spec, subprocess_specs = _specs_for(content_hash_, spec_json)
     wf = BpmnWorkflow(spec, subprocess_specs, script_engine=_SCRIPT_ENGINE)
@@ -213,7 +231,7 @@ def dump_state(wf: BpmnWorkflow) -> tuple[bytes, int]:
     return zlib.compress(raw, 6), len(raw)
 
 
-def load_state(state: bytes, content_hash_: str, spec_json: str) -> BpmnWorkflow:
+def load_state(state: bytes, content_hash_: str, spec_json: SpecSource) -> BpmnWorkflow:
     """Restore a workflow from :func:`dump_state` output and its (cached) spec."""
     dct = json.loads(zlib.decompress(state))
     if dct.pop("v", None) != STATE_VERSION:
@@ -334,7 +352,7 @@ def is_subworkflow(obj: Any) -> bool:
 
 
 @lru_cache(maxsize=512)
-def _protected_specs(spec_key: int, spec: Any) -> frozenset[str]:
+def _protected_specs(spec: Any) -> frozenset[str]:
     """Spec names whose tasks must stay in the tree: joins, their inputs and their split tasks.
 
     Spiff's joins find their branches by walking a task's ancestors (``find_ancestor`` for
@@ -353,7 +371,7 @@ def _protected_specs(spec_key: int, spec: Any) -> frozenset[str]:
 
 
 def _compact(wf: Any) -> int:
-    protected = _protected_specs(id(wf.spec), wf.spec)
+    protected = _protected_specs(wf.spec)
     removed = 0
     for task in list(wf.tasks.values()):
         parent = task.parent

@@ -68,7 +68,8 @@ def _facts(factory: Any, dossier_id: int, call_id: str) -> dict[str, Any]:
             "effect_deliveries": sum(e.attempts for e in effects),
             "service_completions": actions.count("service_task_completed"),
             "timer_fired": actions.count("timer_fired"),
-            "timers_left": session.scalar(select(func.count()).select_from(Timer).where(Timer.dossier_id == dossier_id)),
+            "timers_left": session.scalar(
+                select(func.count()).select_from(Timer).where(Timer.dossier_id == dossier_id)),
         }
 
 

@@ -54,7 +54,7 @@ def test_two_concurrent_completions_one_wins_one_conflicts(factory):
             task_id = open_task(session, dossier.id, "receive").id
             dossier_id = dossier.id
 
-        def complete(i: int) -> str:
+        def complete(i: int, task_id: str = task_id) -> str:
             with transaction(factory) as session:
                 decision = "accept" if i == 0 else "refuse"
                 services.complete_task(session, task_id, actor=services.SYSTEM_ACTOR, data={"decision": decision})

@@ -45,7 +45,8 @@ DUMMY_SECRET = "0123456789abcdef" * 3
 
 def load_compose() -> dict[str, Any]:
     data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(data, dict) and isinstance(data.get("services"), dict), "no services in docker-compose.yml"
+    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
+    assert isinstance(data.get("services"), dict), "no services in docker-compose.yml"
     return data
 
 
@@ -103,7 +104,8 @@ def resolve_motcua_command(args: list[str]) -> click.Command:
     command: click.Command = motcua_cli
     rest = list(args)
     while isinstance(command, click.Group):
-        assert rest and not rest[0].startswith("-"), f"`motcua {' '.join(args)}` names no subcommand"
+        assert rest, f"`motcua {' '.join(args)}` names no subcommand"
+        assert not rest[0].startswith("-"), f"`motcua {' '.join(args)}` names no subcommand"
         name = rest.pop(0)
         sub = command.get_command(ctx, name)
         assert sub is not None, f"`motcua {' '.join(args)}`: no subcommand {name!r} under {ctx.command_path!r}"
@@ -125,7 +127,8 @@ def gunicorn_app_spec(argv: list[str]) -> str:
 def load_gunicorn_target(spec: str) -> tuple[Any, list[Any], dict[str, Any]]:
     """Resolve ``module:name`` or ``module:factory(literal args)`` the way gunicorn's import_app does."""
     module_name, sep, expression = spec.partition(":")
-    assert sep and expression, f"{spec!r}: gunicorn needs module:callable"
+    assert sep, f"{spec!r}: gunicorn needs module:callable"
+    assert expression, f"{spec!r}: gunicorn needs module:callable"
     node = ast.parse(expression, mode="eval").body
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
@@ -171,7 +174,10 @@ def test_image_installs_the_runtime_dependencies_only() -> None:
         assert needed in copied, f"the image lacks {needed}/ (COPY {needed} ./{needed})"
 
 
-@pytest.mark.parametrize(("service", "argv"), list(all_invocations()), ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    ("service", "argv"),
+    [pytest.param(service, argv, id=f"{service}: {' '.join(argv[:3])}") for service, argv in all_invocations()],
+)
 def test_commands_name_real_entry_points(service: str, argv: list[str]) -> None:
     program = argv[0]
     if program == "motcua":
@@ -199,7 +205,8 @@ def test_expected_roles() -> None:
     web = invocations("web")
     assert web[0][0] == "gunicorn"
     assert gunicorn_app_spec(web[0]) == "backoffice.app:app_factory()"
-    assert "--workers=2" in web[0] and "--bind=0.0.0.0:8000" in web[0]
+    assert "--workers=2" in web[0]
+    assert "--bind=0.0.0.0:8000" in web[0]
     assert invocations("worker")[0][:2] == ["motcua", "worker"]
     assert "--concurrency=2" in invocations("worker")[0]
     assert invocations("beat")[0][:2] == ["motcua", "beat"]
@@ -235,7 +242,9 @@ def test_healthchecks_have_a_test_command() -> None:
         test = check.get("test")
         assert test, f"{name}: healthcheck without a test"
         if isinstance(test, list):
-            assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1 and all(test[1:]), f"{name}: {test}"
+            assert test[0] in ("CMD", "CMD-SHELL"), f"{name}: {test}"
+            assert len(test) > 1, f"{name}: {test}"
+            assert all(test[1:]), f"{name}: {test}"
     for name in ("postgres", "rabbitmq", "web"):
         assert "healthcheck" in SERVICES[name], f"{name} has no healthcheck"
     assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
@@ -292,14 +301,16 @@ def test_app_services_are_configured_for_production(service: str) -> None:
 def test_web_environment_passes_the_production_rules() -> None:
     env = production_environment("web")
     settings = Settings.from_env(env)
-    assert settings.env == "production" and not settings.sandbox and settings.worker == "celery"
+    assert (settings.env, settings.sandbox, settings.worker) == ("production", False, "celery")
     assert not settings.extra
     database = make_url(settings.database_url)
-    assert database.get_backend_name() == "postgresql" and database.get_driver_name() == "psycopg"
-    assert database.host in SERVICES and database.database == SERVICES["postgres"]["environment"]["POSTGRES_DB"]
+    assert (database.get_backend_name(), database.get_driver_name()) == ("postgresql", "psycopg")
+    assert database.host in SERVICES
+    assert database.database == SERVICES["postgres"]["environment"]["POSTGRES_DB"]
     assert database.username == SERVICES["postgres"]["environment"]["POSTGRES_USER"]
     broker = make_url(settings.broker_url.replace("amqp://", "postgresql://", 1))  # parse host and user only
-    assert settings.broker_url.startswith("amqp://") and broker.host in SERVICES
+    assert settings.broker_url.startswith("amqp://")
+    assert broker.host in SERVICES
     assert broker.username == SERVICES["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_USER"]
     # The same environment without the operator's secret is refused (a short or default key).
     for bad_secret in ("", "dev-secret-change-me", "short"):
