@@ -615,6 +615,17 @@ def submit_dossier(
     return dossier
 
 
+def view_dossier(session: Session, code: str, *, actor: Actor, purpose: str = "view") -> Dossier:
+    """Read a dossier on behalf of an officer or auditor: every such read is an audit event."""
+    dossier = get_dossier(session, code)
+    if actor.user_id is not None and actor.unit_id is not None and "auditor" not in actor.roles \
+            and dossier.unit_id != actor.unit_id and dossier.citizen_id != actor.user_id:
+        raise ForbiddenError("dossier belongs to another unit")
+    _audit(session, actor, "dossier_viewed", dossier, data={"purpose": purpose})
+    session.flush()
+    return dossier
+
+
 def _lock_task(session: Session, task_id: str) -> tuple[Task, Dossier]:
     """Lock the task's dossier (one engine step per case at a time), then read the task under it."""
     dossier = session.scalar(
@@ -774,14 +785,15 @@ class PermanentServiceError(Exception):
 
 
 def take_service_call(session: Session, call_id: str, *, lease: timedelta) -> ServiceCall | None:
-    """Mark a call as running for ``lease``; None when it is done, failed, or leased by another worker."""
+    """Mark a call as running for ``lease``; None when it is done, failed, leased by another worker,
+    or not due yet."""
     now = clock.now()
     query = select(ServiceCall).where(ServiceCall.id == call_id).with_for_update()
     call = session.scalar(query.execution_options(populate_existing=True))
     if call is None or call.status in ("done", "failed"):
         return None
-    if call.status == "running" and call.next_attempt_at > now:
-        return None  # another worker holds the lease
+    if call.next_attempt_at > now:
+        return None  # another worker holds the lease, or the call is backing off after a failure
     call.status = "running"
     call.attempts += 1
     call.next_attempt_at = now + lease  # lease: a crashed worker's call is taken again after it

@@ -295,3 +295,16 @@ def test_service_fixture_process_deploys_and_waits_for_its_call(session):
     call = session.scalars(select(ServiceCall).where(ServiceCall.dossier_id == dossier.id)).one()
     assert call.operation == "demo.effect"
     assert call.params == {"seconds": 0, "label": dossier.code}
+
+
+def test_reading_a_dossier_is_audited_and_scoped(session, unit):
+    dossier = submit(session, unit)
+    officer = services.Actor.of(create_user(session, unit, "justice"))
+    foreign = services.Actor.of(create_user(session, create_unit(session), "justice"))
+    auditor = services.Actor.of(create_user(session, None, "auditor"))
+    services.view_dossier(session, dossier.code, actor=officer)
+    services.view_dossier(session, dossier.code, actor=auditor, purpose="audit")
+    with pytest.raises(services.ForbiddenError):
+        services.view_dossier(session, dossier.code, actor=foreign)
+    viewed = [(e["actor"], e["data"]["purpose"]) for e in pending_events(session) if e["action"] == "dossier_viewed"]
+    assert viewed == [(officer.name, "view"), (auditor.name, "audit")]
