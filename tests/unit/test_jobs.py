@@ -17,7 +17,7 @@ from engine.models import Dossier, SandboxRecord, ServiceCall
 from tests.factories import FIXTURES, complete, create_unit, install_bpmn, submit
 
 
-@pytest.fixture()
+@pytest.fixture
 def factory(tmp_path):
     settings = Settings.from_env({}, env="test", database_url=f"sqlite:///{tmp_path / 'jobs.db'}")
     upgrade(settings)
