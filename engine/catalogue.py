@@ -58,6 +58,8 @@ def load_definition(folder: Path) -> ProcedureDefinition:
 
 def load_definitions(processes_dir: Path | None = None) -> list[ProcedureDefinition]:
     root = processes_dir or default_processes_dir()
+    if not root.is_dir():
+        raise CatalogueError(f"{root}:0: procedure folder not found (install from a source checkout)")
     return [load_definition(p.parent) for p in sorted(root.glob("*/procedure.yaml"))]
 
 

@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,7 +137,3 @@ class EmbeddedWorker:
             self.passes += 1
             self._wake.wait(self.interval)
             self._wake.clear()
-
-
-def worker_info() -> dict[str, Any]:
-    return {"thread": threading.current_thread().name}

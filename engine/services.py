@@ -756,12 +756,19 @@ def fire_due_timers(session: Session, *, now: datetime | None = None, limit: int
     """
     now = now or clock.now()
     query = select(Timer.dossier_id).where(Timer.run_at <= now).order_by(Timer.run_at).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     dossier_ids = list(dict.fromkeys(session.scalars(query).all()))
+    skip_locked = session.get_bind().dialect.name == "postgresql"
     fired = 0
     for dossier_id in dossier_ids:
-        dossier = lock_dossier(session, dossier_id)
+        # Only the dossier row is locked (the same lock order as every other step); a dossier
+        # busy in another transaction is skipped and picked up by the next pass.
+        dossier = session.scalar(
+            select(Dossier).where(Dossier.id == dossier_id)
+            .with_for_update(skip_locked=skip_locked)
+            .execution_options(populate_existing=True)
+        )
+        if dossier is None:
+            continue
         due_rows = session.scalars(
             select(Timer).where(Timer.dossier_id == dossier_id, Timer.run_at <= now)
         ).all()

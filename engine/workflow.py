@@ -10,7 +10,7 @@ import json
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,9 +25,7 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
-from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
@@ -334,18 +332,6 @@ def send_message(wf: BpmnWorkflow, name: str, payload: Any) -> None:
 
 def waiting_messages(wf: BpmnWorkflow) -> list[str]:
     return [e.name for e in wf.waiting_events() if e.event_type == "MessageEventDefinition"]
-
-
-def all_tasks(wf: BpmnWorkflow) -> Iterable[SpiffTask]:
-    yield from wf.get_tasks()
-
-
-def is_catching(task: SpiffTask) -> bool:
-    return isinstance(task.task_spec, CatchingEvent)
-
-
-def is_subworkflow(obj: Any) -> bool:
-    return isinstance(obj, BpmnSubWorkflow)
 
 
 # --- history compaction -------------------------------------------------------------------------

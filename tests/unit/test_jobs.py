@@ -80,6 +80,7 @@ def test_failed_call_is_retried_later_not_lost(factory):
             raise ConnectionError("provider unreachable")
         return {"ok": True}
 
+    clock.freeze(clock.now())  # the back-off is measured on the project clock, not on wall time
     with transaction(factory) as session:
         install_bpmn(session, "service_timer", (FIXTURES / "service_timer.bpmn").read_text())
         dossier_id = submit(session, create_unit(session), procedure="service_timer").id
