@@ -16,6 +16,8 @@ RUN_SERVICE_CALL = "motcua.run_service_call"
 @shared_task(name=RUN_SERVICE_CALL, acks_late=True, reject_on_worker_lost=True)
 def run_service_call(call_id: str) -> str:
     ext = motcua()
+    if ext.settings.is_test:
+        jobs.follow_clock_offset(ext.factory)
     return jobs.run_service_call(ext.factory, call_id, ext.registry, lease=ext.lease)
 
 
@@ -23,6 +25,8 @@ def run_service_call(call_id: str) -> str:
 def tick() -> dict[str, Any]:
     """Beat: fire due timers, and (re)queue service calls that are due or whose lease ran out."""
     ext = motcua()
+    if ext.settings.is_test:
+        jobs.follow_clock_offset(ext.factory)
     fired = jobs.fire_timers(ext.factory)
     calls = jobs.due_service_calls(ext.factory)
     for call_id in calls:

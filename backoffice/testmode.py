@@ -21,6 +21,7 @@ def set_clock() -> ResponseReturnValue:
     except (KeyError, ValueError):
         return error_response(400, "invalid", "now must be an ISO 8601 moment", {"now": ["ISO 8601 required"]})
     clock.set_now(moment)
+    jobs.share_clock_offset(motcua().factory)  # Celery workers in test mode follow it
     return jsonify({"now": clock.now().isoformat()})
 
 

@@ -1,7 +1,7 @@
 """The project's clock. Every due date, timer and audit time reads it, never ``datetime.now``.
 
-In test mode the clock can be moved (``set_now``); the offset is process-local and can also be
-shared through the ``setting`` table so that web and worker processes agree (``load_offset``).
+In test mode the clock can be moved (``set_now``); the offset is process-local and is shared
+through the ``setting`` table so that web and worker processes agree (``engine.jobs``).
 """
 
 from __future__ import annotations

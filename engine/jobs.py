@@ -15,8 +15,9 @@ from datetime import timedelta
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import services
+from engine import clock, services
 from engine.db import transaction
+from engine.models import Setting
 from engine.services import PermanentServiceError, ServiceHandler
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,25 @@ def _dispatch_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_after_rollback(session: Session, _previous_transaction: object) -> None:
     services.pop_new_service_calls(session)
+
+
+def share_clock_offset(factory: sessionmaker[Session]) -> None:
+    """Test mode: publish this process's clock offset so that workers in other processes follow."""
+    with transaction(factory) as session:
+        row = session.get(Setting, clock.SETTING_KEY)
+        value = str(clock.offset().total_seconds())
+        if row is None:
+            session.add(Setting(key=clock.SETTING_KEY, value=value))
+        else:
+            row.value = value
+
+
+def follow_clock_offset(factory: sessionmaker[Session]) -> None:
+    """Test mode: take the clock offset another process published (see share_clock_offset)."""
+    with transaction(factory) as session:
+        row = session.get(Setting, clock.SETTING_KEY)
+    if row is not None:
+        clock.set_offset(timedelta(seconds=float(row.value)))
 
 
 def run_service_call(

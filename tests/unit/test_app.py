@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from backoffice.app import create_app
-from engine import clock
+from engine import clock, jobs
 from engine.db import transaction
 from engine.migrate import upgrade
 from engine.models import Dossier, SandboxRecord, ServiceCall
@@ -50,6 +50,11 @@ def test_clock_endpoint_moves_the_project_clock(app):
     response = client.post("/api/v1/test/clock", json={"now": "2027-01-04T08:00:00+07:00"})
     assert response.status_code == 200
     assert clock.now().isoformat().startswith("2027-01-04T01:00")
+    # a worker process in test mode follows the published offset
+    published = clock.offset()
+    clock.reset()
+    jobs.follow_clock_offset(app.extensions["motcua"].factory)
+    assert clock.offset() == published
     bad = client.post("/api/v1/test/clock", json={"now": "soon"})
     assert bad.status_code == 400
     assert bad.get_json()["error"]["fields"] == {"now": ["ISO 8601 required"]}
