@@ -328,13 +328,6 @@ def load_workflow(session: Session, dossier: Dossier) -> BpmnWorkflow:
     return workflow.load_state(state.state, state.content_hash, _spec_loader(session, state.content_hash))
 
 
-@dataclass
-class StepResult:
-    """What one engine step on a case did."""
-
-    completed: list[SpiffTask]
-
-
 def _run_engine(wf: BpmnWorkflow) -> list[SpiffTask]:
     """Run engine tasks until only people, workers or events are awaited.
 
@@ -397,11 +390,16 @@ def _apply_status(
     actor: Actor,
     cal: WorkingCalendar,
 ) -> None:
-    """Processes set ``dossier_status`` in a script; the last value set in this step wins."""
+    """Processes set ``dossier_status`` in a script; the last value set in this step wins.
+
+    Only a task that changed the value counts: task data is inherited, so a task on a parallel
+    branch still carries the value from before the split and must not bring it back.
+    """
     new_status = None
     for task in completed:
         value = task.data.get("dossier_status")
-        if value is not None:
+        inherited = task.parent.data.get("dossier_status") if task.parent is not None else None
+        if value is not None and value != inherited:
             new_status = value
     if new_status is None or new_status == dossier.status:
         return

@@ -256,9 +256,12 @@ def test_compaction_keeps_parallel_joins_working(session):
     for _ in range(3):
         complete(session, dossier.id, "prepare", {"again": True})
     complete(session, dossier.id, "prepare", {"again": False})
+    assert dossier.status == "accepted"
     complete(session, dossier.id, "police", {"answer": "ok"})
     assert dossier.finished_at is None  # the join waits for the second branch
+    assert dossier.status == "processing"
     complete(session, dossier.id, "insurance", {"answer": "ok"})
+    assert dossier.status == "processing"  # the other branch's inherited 'accepted' does not come back
     complete(session, dossier.id, "after_join", {})
     assert dossier.finished_at is not None
 
