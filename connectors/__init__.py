@@ -10,10 +10,12 @@ from engine.config import Settings
 
 def build_registry(settings: Settings, factory: sessionmaker[Session]) -> ConnectorRegistry:
     """All operations available to service tasks under ``settings``."""
-    from connectors import demo, notify
+    from connectors import demo, documents, notify, postal
 
     registry = ConnectorRegistry()
     notify.register(registry, factory)
     if settings.sandbox or settings.env != "production":
         demo.register(registry, factory)
+        documents.register(registry, factory)
+        postal.register(registry, factory)
     return registry

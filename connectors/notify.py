@@ -15,9 +15,17 @@ from connectors import sandbox
 from connectors.registry import ConnectorRegistry
 
 TEMPLATES = {
-    "notify.status": "Hồ sơ {dossier_code}: {template}",
+    "notify.status": "Hồ sơ {dossier_code}: {status_text}",
     "notify.deadline_warning": "Hồ sơ {dossier_code} sắp đến hạn xử lý ({due_at})",
     "notify.overdue_escalation": "Hồ sơ {dossier_code} đã quá hạn xử lý ({due_at})",
+}
+STATUS_TEXT = {
+    "accepted": "đã được tiếp nhận; xem giấy hẹn trả kết quả.",
+    "supplement_requested": "cần bổ sung, hoàn thiện; xem nội dung yêu cầu.",
+    "not_accepted": "không được tiếp nhận; xem lý do từ chối.",
+    "processed": "đã có kết quả.",
+    "apology": "giải quyết chậm so với hẹn; cơ quan xin lỗi và hẹn lại ngày trả kết quả.",
+    "result_ready": "đã có kết quả.",
 }
 
 
@@ -25,7 +33,8 @@ def register(registry: ConnectorRegistry, factory: sessionmaker[Session]) -> Non
     for name, template in TEMPLATES.items():
 
         def send(params: Mapping[str, Any], key: str, _template: str = template) -> dict[str, Any]:
-            values = {"dossier_code": "", "template": "", "due_at": "", **params}
+            values = {"dossier_code": "", "due_at": "", **params}
+            values["status_text"] = STATUS_TEXT.get(str(params.get("template", "")), str(params.get("template", "")))
             text = _template.format_map(values)
             record_id, new = sandbox.record(
                 factory, provider="sms", key=key, recipient=params.get("to"), payload={"text": text}

@@ -10,10 +10,14 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import services, workflow
+from engine import forms, services, workflow
 from engine.models import Procedure, ProcessModelVersion
 
-CATALOGUE_KEYS = ("fee", "documents", "delivery", "form_schema", "task_forms", "basis", "sources")
+LIFECYCLE_DIR = "_lifecycle"
+CATALOGUE_KEYS = (
+    "fee", "documents", "delivery", "form_schema", "task_forms", "basis", "sources", "result_document",
+    "legal_time", "decides", "uncertain",
+)
 
 
 class CatalogueError(ValueError):
@@ -26,10 +30,28 @@ class ProcedureDefinition:
     path: Path
     data: dict[str, Any]
     bpmn_xml: str
+    library: tuple[str, ...] = ()
 
     @property
     def lane_roles(self) -> dict[str, str]:
         return dict(self.data.get("lanes") or {})
+
+
+def validation_context(path: Path) -> dict[str, Any]:
+    """How to validate a BPMN file: with its procedure's lifecycle, lanes and forms when it is a
+    procedure's, as the lifecycle itself when it is in ``_lifecycle/``, alone otherwise."""
+    folder = path.resolve().parent
+    if folder.name == LIFECYCLE_DIR:
+        return {"lane_roles": services.DEFAULT_LANE_ROLES, "task_forms": lifecycle_forms(folder.parent),
+                "process_id": workflow.LIFECYCLE_PROCESS, "require_called": False}
+    if (folder / "procedure.yaml").is_file():
+        definition = load_definition(folder)
+        forms_ = dict(definition.data.get("task_forms") or {})
+        if definition.library:
+            forms_ = {**lifecycle_forms(folder.parent), **forms_}
+        return {"library": definition.library, "lane_roles": {**services.DEFAULT_LANE_ROLES, **definition.lane_roles},
+                "task_forms": forms_}
+    return {"lane_roles": services.DEFAULT_LANE_ROLES}
 
 
 def default_processes_dir() -> Path:
@@ -53,7 +75,21 @@ def load_definition(folder: Path) -> ProcedureDefinition:
     bpmn_path = folder / data["bpmn"]
     if not bpmn_path.is_file():
         raise CatalogueError(f"{path}:1: BPMN file {data['bpmn']!r} not found")
-    return ProcedureDefinition(data["code"], folder, data, bpmn_path.read_text(encoding="utf-8"))
+    library: tuple[str, ...] = ()
+    lifecycle = data.get("lifecycle")
+    if lifecycle:
+        lifecycle_path = folder.parent / LIFECYCLE_DIR / f"{lifecycle}.bpmn"
+        if not lifecycle_path.is_file():
+            raise CatalogueError(f"{path}:1: lifecycle {lifecycle!r} not found in {LIFECYCLE_DIR}/")
+        library = (lifecycle_path.read_text(encoding="utf-8"),)
+    return ProcedureDefinition(data["code"], folder, data, bpmn_path.read_text(encoding="utf-8"), library)
+
+
+def lifecycle_forms(processes_dir: Path) -> dict[str, Any]:
+    """The task forms every lifecycle procedure shares (``_lifecycle/forms.yaml``)."""
+    path = processes_dir / LIFECYCLE_DIR / "forms.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return dict(data or {})
 
 
 def load_definitions(processes_dir: Path | None = None) -> list[ProcedureDefinition]:
@@ -77,7 +113,15 @@ def sync_procedure(session: Session, definition: ProcedureDefinition, *, actor: 
     procedure.online_level = data.get("online_level", "partial")
     procedure.legal_time_value = float(data["legal_time"].get("value") or 0)
     procedure.legal_time_unit = data["legal_time"]["unit"]
-    procedure.catalogue = {k: data[k] for k in CATALOGUE_KEYS if k in data}
+    catalogue = {k: data[k] for k in CATALOGUE_KEYS if k in data}
+    if definition.library:
+        catalogue["task_forms"] = {**lifecycle_forms(definition.path.parent), **catalogue.get("task_forms", {})}
+    for name, schema in catalogue.get("task_forms", {}).items():
+        try:
+            forms.check_schema(schema)
+        except forms.FormSchemaError as exc:
+            raise CatalogueError(f"{definition.path / 'procedure.yaml'}:1: task form {name!r}: {exc}") from exc
+    procedure.catalogue = catalogue
     session.flush()
     current = session.scalar(
         select(ProcessModelVersion)
@@ -85,9 +129,10 @@ def sync_procedure(session: Session, definition: ProcedureDefinition, *, actor: 
         .order_by(ProcessModelVersion.version.desc())
         .limit(1)
     )
-    if current is None or current.content_hash != workflow.content_hash(definition.bpmn_xml):
+    if current is None or current.content_hash != workflow.content_hash(definition.bpmn_xml, definition.library):
         services.deploy_process_model(
-            session, procedure, definition.bpmn_xml, actor=actor, lane_roles=definition.lane_roles,
+            session, procedure, definition.bpmn_xml, actor=actor, library=definition.library,
+            lane_roles=definition.lane_roles,
             comment=f"from {definition.path.name}/{data['bpmn']}",
         )
     return procedure

@@ -189,6 +189,8 @@ class ProcessSpec(Base):
     content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     process_id: Mapped[str] = mapped_column(String(200))
     bpmn_xml: Mapped[str] = mapped_column(Text)
+    # The lifecycle BPMN documents this model runs inside (the shared one-stop lifecycle).
+    library: Mapped[list[Any]] = mapped_column(default=list)
     spec_json: Mapped[str] = mapped_column(Text)  # serialized spec + subprocess specs
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -239,6 +241,8 @@ class Dossier(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     # When the clock is stopped (supplement requested), the moment it stopped; None while running.
     clock_paused_at: Mapped[datetime | None] = mapped_column()
+    # When the apology (Mẫu 04) was requested; allowed once per dossier.
+    apology_at: Mapped[datetime | None] = mapped_column()
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)

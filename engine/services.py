@@ -8,7 +8,7 @@ step on a case runs under the dossier's row lock (``SELECT … FOR UPDATE``) and
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +23,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from engine import clock, workflow
+from engine import clock, forms, workflow
 from engine.audit import record_event
 from engine.calendar import VN_TZ, CalendarDay, WorkingCalendar, load_seed_days, to_vn
 from engine.models import (
+    OFFICER_ROLES,
     OPEN_TASK_STATES,
     CalendarEntry,
     ClockPause,
@@ -46,11 +47,22 @@ from engine.models import (
 )
 
 SYSTEM = "system"
+# Lane names used across procedures, and the role each gives; a procedure.yaml may add others.
+DEFAULT_LANE_ROLES: dict[str, str] = {
+    **{role.value: role.value for role in OFFICER_ROLES},
+    "Bộ phận Một cửa": "onestop",
+    "Tư pháp – Hộ tịch": "justice",
+    "Văn hoá – Xã hội": "culture",
+    "Lãnh đạo UBND": "leader",
+}
 # While the legal clock is stopped, deadline timers wait here (far future) until it restarts.
 PAUSED_UNTIL = datetime(9999, 1, 1, tzinfo=VN_TZ)
 DEADLINE_VARIABLES = ("due_at", "warning_at")
 MAX_SERVICE_ATTEMPTS = 8
 MAX_ENGINE_PASSES = 50
+# Called with the workflow after each engine step, before history compaction (instrumentation:
+# the procedure tests measure which sequence flows were taken).
+STEP_OBSERVERS: list[Callable[[Dossier, BpmnWorkflow], None]] = []
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -155,6 +167,27 @@ def seed_calendar(session: Session) -> int:
     return added
 
 
+def fee_due(fee: Mapping[str, Any], form: Mapping[str, Any]) -> int:
+    """The fee in VND from the catalogue's fee rule and the form (pages, copies).
+
+    Kinds: free; fixed (``amount_vnd``, times ``copies`` when ``per_copy``); per_page
+    (copy certification, Circular 226/2016: ``first_pages`` pages at ``page_vnd``, then
+    ``next_page_vnd`` each, capped at ``max_vnd`` per copy); province (``amount_vnd`` set by the
+    province; 0 until an admin sets it).
+    """
+    kind = fee.get("kind", "free")
+    copies = max(1, int(form.get("copies", 1) or 1))
+    if kind == "free":
+        return 0
+    if kind == "per_page":
+        pages = max(1, int(form.get("pages", 1) or 1))
+        first = int(fee.get("first_pages", 2))
+        per_copy = min(pages, first) * int(fee["page_vnd"]) + max(0, pages - first) * int(fee["next_page_vnd"])
+        return min(per_copy, int(fee.get("max_vnd", per_copy))) * copies
+    amount = int(fee.get("amount_vnd") or 0)
+    return amount * copies if fee.get("per_copy") else amount
+
+
 def legal_due(cal: WorkingCalendar, procedure: Procedure, received: datetime) -> datetime:
     """The due moment of a dossier of ``procedure`` received (or restarted) at ``received``."""
     value, unit = procedure.legal_time_value, procedure.legal_time_unit
@@ -194,19 +227,15 @@ def deploy_process_model(
     bpmn_xml: str,
     *,
     actor: Actor,
+    library: Sequence[str] = (),
     lane_roles: Mapping[str, str] | None = None,
     comment: str = "",
 ) -> ProcessModelVersion:
     """Parse and store a new version of a procedure's process; the BPMN is stored once per hash."""
-    parsed = workflow.parse_model(bpmn_xml)
-    roles = dict(lane_roles or {})
+    parsed = workflow.parse_model(bpmn_xml, library=library)
+    roles = {**DEFAULT_LANE_ROLES, **(lane_roles or {})}
+    roles = {lane: role for lane, role in roles.items() if lane in parsed.lanes}
     unmapped = sorted(lane for lane in parsed.lanes if lane not in roles)
-    from engine.models import OFFICER_ROLES
-
-    for lane in list(unmapped):
-        if lane in OFFICER_ROLES:
-            roles[lane] = lane
-            unmapped.remove(lane)
     if unmapped:
         raise InvalidDataError(
             f"lanes without a role: {', '.join(unmapped)}",
@@ -218,6 +247,7 @@ def deploy_process_model(
                 content_hash=parsed.content_hash,
                 process_id=parsed.process_id,
                 bpmn_xml=parsed.bpmn_xml,
+                library=list(parsed.library),
                 spec_json=parsed.spec_json,
             )
         )
@@ -337,6 +367,9 @@ def _run_engine(wf: BpmnWorkflow) -> list[SpiffTask]:
     completed: list[SpiffTask] = []
     for _ in range(MAX_ENGINE_PASSES):
         wf.do_engine_steps(did_complete_task=completed.append)
+        if any(t.data.get("end_case") is True for t in completed):
+            wf.cancel()  # withdrawal or stop: every other branch of the case ends here
+            return completed
         if not any(not t.task_spec.manual for t in wf.get_tasks(state=SpiffState.READY)):
             return completed
     raise ServiceError(f"the process did not settle after {MAX_ENGINE_PASSES} engine passes")
@@ -363,6 +396,8 @@ def _save_case(
                          "due_at": due.isoformat(), "late_seconds": round((now - due).total_seconds(), 3)})
     _apply_status(session, dossier, wf, completed, actor=actor, cal=cal)
     _sync_tasks(session, dossier, wf, cal=cal, now=now)  # before compaction drops finished tasks
+    for observe in STEP_OBSERVERS:
+        observe(dossier, wf)
     workflow.compact_history(wf)
     blob, size = workflow.dump_state(wf)
     state = session.get(WorkflowState, dossier.id)
@@ -489,6 +524,9 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
         if "deadline" in props and dossier.clock_paused_at is None:
             task_due = task_deadline(cal, props["deadline"], now)
             due = min(task_due, due) if due else task_due
+        if props.get("extends_deadline") and dossier.clock_paused_at is None:
+            _extend_deadline(session, dossier, wf, props["extends_deadline"], cal=cal, now=now)
+            due = dossier.due_at
         kind = "service" if workflow.is_service_task(spiff_task) else "user"
         session.add(
             Task(
@@ -507,6 +545,39 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
         )
         if kind == "service":
             _queue_service_call(session, dossier, spiff_task, now=now)
+
+
+def _extend_deadline(
+    session: Session, dossier: Dossier, wf: BpmnWorkflow, reason: str, *, cal: WorkingCalendar, now: datetime
+) -> None:
+    """Apply the procedure's extension (e.g. verification) from the catalogue's legal time.
+
+    ``mode: add`` adds the extension to the current due date (paternity: 3 + 5 working days);
+    ``mode: total`` caps the whole procedure from receipt (marital status: 23 days in total).
+    """
+    extension = (dossier.procedure.catalogue.get("legal_time") or {}).get("extension")
+    if not extension or extension.get("when", reason) != reason:
+        raise ServiceError(f"procedure {dossier.procedure.code} has no {reason} extension")
+    value, unit = int(extension["value"]), extension["unit"]
+    start = dossier.due_at if extension.get("mode", "add") == "add" and dossier.due_at else dossier.received_at
+    if unit == "working_days":
+        day = cal.add_working_days(to_vn(start).date(), value)
+        new_due = datetime.combine(day, cal.afternoon[1], VN_TZ)
+    elif unit == "calendar_days":
+        new_due = cal.due(start, calendar_days=value)
+    else:
+        raise ServiceError(f"unsupported extension unit {unit!r}")
+    if dossier.due_at is not None and new_due <= dossier.due_at:
+        return
+    old = dossier.due_at
+    dossier.due_at = new_due
+    _set_deadlines(wf, {"due_at": new_due, "warning_at": cal.warning_moment(new_due)})
+    session.execute(
+        update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
+    )
+    _audit(session, SYSTEM_ACTOR, "due_date_changed", dossier,
+           data={"from": old.isoformat() if old else None, "to": new_due.isoformat(), "reason": reason,
+                 "at": now.isoformat()})
 
 
 def _queue_service_call(session: Session, dossier: Dossier, task: SpiffTask, *, now: datetime) -> None:
@@ -554,6 +625,7 @@ def submit_dossier(
     applicant: Mapping[str, Any],
     form: Mapping[str, Any] | None = None,
     channel: str = "online",
+    delivery: Mapping[str, Any] | None = None,
     actor: Actor,
     citizen_id: int | None = None,
     received_at: datetime | None = None,
@@ -570,6 +642,17 @@ def submit_dossier(
     name = str(applicant.get("full_name") or applicant.get("name") or "").strip()
     if not name:
         raise InvalidDataError("applicant name is required", fields={"applicant.full_name": ["required"]})
+    form_schema = procedure.catalogue.get("form_schema")
+    if form_schema:
+        errors = forms.validate(form_schema, form or {})
+        if errors:
+            raise InvalidDataError("the form has errors", fields={f"form.{k}": v for k, v in errors.items()})
+    delivery = dict(delivery or {"method": "counter"})
+    options = procedure.catalogue.get("delivery") or ["counter"]
+    if delivery.get("method") not in options:
+        raise InvalidDataError("unknown delivery method", fields={"delivery.method": [f"one of {options}"]})
+    if delivery["method"] == "post" and not str(delivery.get("address") or "").strip():
+        raise InvalidDataError("a postal address is required", fields={"delivery.address": ["required"]})
     version = current_version(session, procedure)
     cal = calendar_for(session)
     received = received_at or clock.now()
@@ -604,6 +687,12 @@ def submit_dossier(
         "received_at": received.isoformat(),
         "due_at": due.isoformat(),
         "warning_at": cal.warning_moment(due).isoformat(),
+        "delivery": delivery["method"],
+        "delivery_address": delivery.get("address", ""),
+        "fee_due": fee_due(procedure.catalogue.get("fee") or {}, form or {}),
+        # Full online service (toàn trình) is paid online; otherwise at the counter.
+        "payment_method": "online" if channel == "online" and procedure.online_level == "full" else "counter",
+        "proposal": None,
     }
     wf = workflow.new_workflow(version.content_hash, _spec_loader(session, version.content_hash), data)
     _audit(session, actor, "dossier_submitted", dossier,
@@ -700,17 +789,21 @@ def complete_task(
         raise ConflictError("task was already completed", fields={"state": row.state})
     if row.assignee_id is not None and actor.user_id is not None and row.assignee_id != actor.user_id:
         raise ConflictError("task is claimed by another officer", fields={"assignee_id": row.assignee_id})
-    if validate is not None:
-        errors = validate(row, data)
-        if errors:
-            raise InvalidDataError("the form has errors", fields=errors)
     wf = load_workflow(session, dossier)
     spiff_task = workflow.find_task(wf, task_id)
     if spiff_task is None or spiff_task.state != SpiffState.READY:
         raise ConflictError("task is no longer ready")
+    props = workflow.task_properties(spiff_task)
+    errors = dict(validate(row, data)) if validate is not None else _validate_task_form(dossier, props, data)
+    if errors:
+        raise InvalidDataError("the form has errors", fields=errors)
     clean = {k: v for k, v in data.items() if not str(k).startswith("_")}
+    cal = calendar_for(session)
+    _check_law_rules(session, dossier, props, clean)
     spiff_task.set_data(**clean)
     spiff_task.run()
+    if "sets_due_at" in props:
+        _move_due_date(session, dossier, wf, clean[props["sets_due_at"]], actor=actor, cal=cal)
     completed = [spiff_task, *_run_engine(wf)]
     now = clock.now()
     row.state = TaskState.COMPLETED.value
@@ -725,14 +818,135 @@ def complete_task(
     return dossier
 
 
+def _validate_task_form(dossier: Dossier, props: Mapping[str, str], data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Validate against the task's form (BPMN property ``form``) from the procedure catalogue."""
+    form = props.get("form")
+    if not form:
+        return {}
+    schema = (dossier.procedure.catalogue.get("task_forms") or {}).get(form)
+    if schema is None:
+        raise ServiceError(f"procedure {dossier.procedure.code} has no task form {form!r}")
+    return forms.validate(schema, data)
+
+
+def _check_law_rules(session: Session, dossier: Dossier, props: Mapping[str, str], data: Mapping[str, Any]) -> None:
+    """Rules of law checked on top of the form schema."""
+    if props.get("form") == "receive" and data.get("decision") == "supplement":
+        asked = session.scalar(
+            select(func.count()).select_from(ClockPause)
+            .where(ClockPause.dossier_id == dossier.id, ClockPause.reason == "supplement")
+        )
+        if asked:
+            # Decree 61/2018 art. 15: the supplement is requested once, listing everything needed.
+            raise InvalidDataError(
+                "a supplement was already requested for this dossier; it can be asked only once",
+                fields={"decision": ["supplement already requested once (Decree 61/2018 art. 15)"]},
+            )
+
+
+def _move_due_date(
+    session: Session, dossier: Dossier, wf: BpmnWorkflow, value: Any, *, actor: Actor, cal: WorkingCalendar
+) -> None:
+    """The apology (Mẫu 04) sets a new appointment: end of that working day; timers follow it."""
+    from datetime import date as date_type
+
+    try:
+        day = date_type.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidDataError("the new date is not a date", fields={"new_due_date": ["YYYY-MM-DD"]}) from exc
+    if not cal.is_working_day(day):
+        raise InvalidDataError("the new date is not a working day", fields={"new_due_date": ["not a working day"]})
+    new_due = datetime.combine(day, cal.afternoon[1], VN_TZ)
+    if dossier.due_at is not None and new_due <= dossier.due_at:
+        raise InvalidDataError("the new date must be after the current appointment",
+                               fields={"new_due_date": [f"after {to_vn(dossier.due_at).date().isoformat()}"]})
+    old = dossier.due_at
+    dossier.due_at = new_due
+    _set_deadlines(wf, {"due_at": new_due, "warning_at": cal.warning_moment(new_due)})
+    session.execute(
+        update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
+    )
+    _audit(session, actor, "due_date_changed", dossier,
+           data={"from": old.isoformat() if old else None, "to": new_due.isoformat(), "reason": "apology"})
+
+
+def request_apology(session: Session, code: str, *, actor: Actor, reason: str) -> Dossier:
+    """Start the apology (Mẫu 04) for a dossier that will be late: allowed once per dossier.
+
+    Decree 61/2018 art. 19: no later than 1 working day before the deadline; a later request is
+    still accepted (the applicant must be told) and the audit records that it was late.
+    """
+    dossier = lock_dossier(session, get_dossier(session, code).id)
+    if dossier.apology_at is not None:
+        raise ConflictError("an apology was already issued for this dossier; it is allowed once",
+                            fields={"apology": ["already issued on " + dossier.apology_at.isoformat()]})
+    if not reason or len(reason.strip()) < 5:
+        raise InvalidDataError("the reason is required", fields={"reason": ["required"]})
+    cal = calendar_for(session)
+    now = clock.now()
+    in_time = dossier.due_at is None or now <= cal.warning_moment(dossier.due_at)
+    dossier.apology_at = now
+    _audit(session, actor, "apology_requested", dossier, data={"reason": reason, "within_legal_window": in_time})
+    return _deliver(session, dossier, "apology_requested", {"reason": reason, "by": actor.name}, actor=actor)
+
+
+def withdraw_dossier(session: Session, code: str, *, actor: Actor, reason: str = "") -> Dossier:
+    """The applicant withdraws the dossier (rút hồ sơ): the case ends at whatever point it waits."""
+    dossier = lock_dossier(session, get_dossier(session, code).id)
+    return _deliver(session, dossier, "withdrawn", {"reason": reason, "by": actor.name}, actor=actor)
+
+
+def stop_processing(session: Session, code: str, *, actor: Actor, reason: str) -> Dossier:
+    """Stop processing (dừng xử lý) with a reason; the case ends at whatever point it waits."""
+    if not reason or len(reason.strip()) < 5:
+        raise InvalidDataError("the reason is required", fields={"reason": ["required"]})
+    dossier = lock_dossier(session, get_dossier(session, code).id)
+    return _deliver(session, dossier, "stop_processing", {"reason": reason, "by": actor.name}, actor=actor)
+
+
+def record_payment(session: Session, code: str, *, actor: Actor, amount: int, reference: str) -> Dossier:
+    """The fee was paid online; the amount must be the fee due."""
+    dossier = lock_dossier(session, get_dossier(session, code).id)
+    wf = load_workflow(session, dossier)
+    due = _data_value(wf, "fee_due")
+    if amount != due:
+        raise InvalidDataError(f"paid {amount} VND but {due} VND is due", fields={"amount": [f"must be {due}"]})
+    return _deliver(session, dossier, "payment_received", {"amount": amount, "reference": reference},
+                    actor=actor, wf=wf)
+
+
+def record_postal_event(session: Session, code: str, *, actor: Actor, event: str, tracking: str = "") -> Dossier:
+    """The post delivered the result, or returned it undelivered."""
+    if event not in ("delivered", "returned"):
+        raise InvalidDataError(f"unknown postal event {event!r}", fields={"event": ["delivered or returned"]})
+    dossier = lock_dossier(session, get_dossier(session, code).id)
+    return _deliver(session, dossier, f"postal_{event}", {"tracking": tracking}, actor=actor)
+
+
+def _data_value(wf: BpmnWorkflow, name: str) -> Any:
+    """A process variable as the live tasks see it."""
+    for task in wf.get_tasks(state=SpiffState.NOT_FINISHED_MASK):
+        if name in task.data:
+            return task.data[name]
+    return None
+
+
 def deliver_message(
     session: Session, dossier_code: str, name: str, payload: Any = None, *, actor: Actor
 ) -> Dossier:
     """Deliver a message event (supplement received, agency answer…) to the waiting case."""
     dossier = lock_dossier(session, get_dossier(session, dossier_code).id)
-    wf = load_workflow(session, dossier)
+    return _deliver(session, dossier, name, payload, actor=actor)
+
+
+def _deliver(
+    session: Session, dossier: Dossier, name: str, payload: Any, *, actor: Actor, wf: BpmnWorkflow | None = None
+) -> Dossier:
+    if dossier.finished_at is not None:
+        raise ConflictError(f"dossier {dossier.code} is closed")
+    wf = wf or load_workflow(session, dossier)
     if name not in workflow.waiting_messages(wf):
-        raise ConflictError(f"dossier {dossier_code} is not waiting for message {name!r}")
+        raise ConflictError(f"dossier {dossier.code} is not waiting for message {name!r}")
     cal = calendar_for(session)
     if name == "supplement_received":
         _resume_clock(session, dossier, wf, cal=cal)

@@ -6,7 +6,9 @@ Each problem names the line and, when known, the element id, so that the designe
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -52,8 +54,42 @@ def _expressions(root: etree._Element) -> list[tuple[etree._Element, str, str]]:
     return found
 
 
-def validate_bpmn(bpmn_xml: str, *, filename: str = "<bpmn>") -> list[Problem]:
-    """All problems found; an empty list means the model can be deployed."""
+DEADLINE_KINDS = {"same_day": False, "working_days": True, "working_hours": True, "calendar_days": True}
+
+
+def _deadline_problem(value: str) -> str | None:
+    kind, _, amount = value.partition(":")
+    if kind not in DEADLINE_KINDS:
+        return f"unknown deadline {value!r} (same_day, working_days:N, working_hours:H, calendar_days:N)"
+    if DEADLINE_KINDS[kind]:
+        try:
+            if float(amount) <= 0:
+                return f"deadline {value!r} must be positive"
+        except ValueError:
+            return f"deadline {value!r} needs a number"
+    return None
+
+
+def _properties(task: etree._Element) -> dict[str, str]:
+    return {p.get("name"): p.get("value") for p in task.iterfind(".//spiffworkflow:property", NS)}
+
+
+def validate_bpmn(
+    bpmn_xml: str,
+    *,
+    filename: str = "<bpmn>",
+    library: Sequence[str] = (),
+    lane_roles: Mapping[str, str] | None = None,
+    task_forms: Mapping[str, Any] | None = None,
+    process_id: str | None = None,
+    require_called: bool = True,
+) -> list[Problem]:
+    """All problems found; an empty list means the model can be deployed.
+
+    Rules: the XML parses; expressions and scripts pass the restricted evaluator; every lane maps
+    to a role; every user task is in a lane, has a form (present in ``task_forms`` when given) and
+    a deadline property; SpiffWorkflow parses the model with its lifecycle ``library``.
+    """
     try:
         root = etree.fromstring(bpmn_xml.encode("utf-8"))  # noqa: S320 - no DTD/entity resolution
     except etree.XMLSyntaxError as exc:
@@ -75,17 +111,36 @@ def validate_bpmn(bpmn_xml: str, *, filename: str = "<bpmn>") -> list[Problem]:
             offset = (exc.line - 1) if kind == "script" and exc.line else 0
             line = (node.sourceline or 0) + offset
             problems.append(Problem(line, element, f"{element}: {exc}"))
+    roles = lane_roles if lane_roles is not None else {}
+    for lane in root.iterfind(".//bpmn:lane", NS):
+        if lane.get("name") not in roles:
+            problems.append(Problem(lane.sourceline, lane.get("id"),
+                                    f"{lane.get('id')}: lane {lane.get('name')!r} maps to no role"))
+    refs = {ref.text for ref in root.iterfind(".//bpmn:lane/bpmn:flowNodeRef", NS)}
     for task in root.iterfind(".//bpmn:userTask", NS):
-        process = task.getparent()
-        lanes = process.findall(".//bpmn:lane", NS) if process is not None else []
-        refs = {ref.text for lane in lanes for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
-        if task.get("id") not in refs:
-            problems.append(Problem(task.sourceline, task.get("id"),
-                                    f"{task.get('id')}: user task is in no lane (a lane gives its role)"))
+        task_id = task.get("id")
+        # A task inside a subprocess takes the lane of the subprocess that contains it.
+        ids = {node.get("id") for node in task.iterancestors() if node.tag == f"{{{BPMN}}}subProcess"}
+        found: list[str] = []
+        if not ({task_id} | ids) & refs:
+            found.append("user task is in no lane (a lane gives its role)")
+        props = _properties(task)
+        form = props.get("form")
+        if not form:
+            found.append("user task has no form (property 'form')")
+        elif task_forms is not None and form not in task_forms:
+            found.append(f"form {form!r} is not in the procedure's task_forms")
+        deadline = props.get("deadline")
+        if not deadline:
+            found.append("user task has no deadline (property 'deadline')")
+        elif (problem := _deadline_problem(deadline)) is not None:
+            found.append(problem)
+        problems.extend(Problem(task.sourceline, task_id, f"{task_id}: {message}") for message in found)
     if problems:
         return problems
     try:
-        workflow.parse_model(bpmn_xml, filename=filename)
+        workflow.parse_model(bpmn_xml, filename=filename, library=library, process_id=process_id,
+                             require_called=require_called)
     except workflow.ProcessModelError as exc:
         for line, element, message in exc.errors:
             if line is None and element:

@@ -10,7 +10,7 @@ import json
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -136,43 +136,76 @@ class ParsedModel:
     bpmn_xml: str
     spec_json: str
     lanes: frozenset[str]
+    library: tuple[str, ...] = ()
 
 
-def content_hash(bpmn_xml: str) -> str:
-    return hashlib.sha256(bpmn_xml.encode("utf-8")).hexdigest()
+LIFECYCLE_PROCESS = "onestop_case"
+"""The shared one-stop lifecycle's top process; it calls each procedure's ``procedure_work``."""
 
 
-def parse_model(bpmn_xml: str, *, process_id: str | None = None, filename: str = "<bpmn>") -> ParsedModel:
-    """Parse a BPMN document with the project's task classes; raise ProcessModelError with lines."""
+def content_hash(bpmn_xml: str, library: Sequence[str] = ()) -> str:
+    """Hash of a model: the procedure's BPMN and, when it runs inside one, the lifecycle's."""
+    digest = hashlib.sha256(bpmn_xml.encode("utf-8"))
+    for document in library:
+        digest.update(b"\0library\0")
+        digest.update(document.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _parse_xml(text: str, filename: str) -> Any:
     try:
-        root = etree.fromstring(bpmn_xml.encode("utf-8"))  # noqa: S320 - lxml, no DTD/entities below
+        return etree.fromstring(text.encode("utf-8"))  # noqa: S320 - lxml, no DTD/entities below
     except etree.XMLSyntaxError as exc:
-        raise ProcessModelError([(exc.lineno, None, f"XML syntax error: {exc.msg}")]) from exc
+        raise ProcessModelError([(exc.lineno, None, f"{filename}: XML syntax error: {exc.msg}")]) from exc
+
+
+def parse_model(
+    bpmn_xml: str,
+    *,
+    library: Sequence[str] = (),
+    process_id: str | None = None,
+    filename: str = "<bpmn>",
+    require_called: bool = True,
+) -> ParsedModel:
+    """Parse a BPMN document (with the lifecycle ``library`` documents it runs in) using the
+    project's task classes; raise ProcessModelError with lines and element ids.
+
+    With a library the top process is the lifecycle's ``onestop_case``; without one, the
+    document's single executable process.
+    """
     parser = MotcuaParser()
     try:
-        parser.add_bpmn_xml(root, filename=filename)
+        parser.add_bpmn_xml(_parse_xml(bpmn_xml, filename), filename=filename)
+        for i, document in enumerate(library):
+            parser.add_bpmn_xml(_parse_xml(document, f"library[{i}]"), filename=f"library[{i}]")
+        if process_id is None and library:
+            process_id = LIFECYCLE_PROCESS
         if process_id is None:
             executable = parser.get_process_ids()
             if len(executable) != 1:
                 raise ProcessModelError([(None, None, f"expected one executable process, found {executable}")])
             process_id = executable[0]
         spec = parser.get_spec(process_id)
-        subprocess_specs = parser.get_subprocess_specs(process_id)
+        subprocess_specs = parser.get_subprocess_specs(process_id, require_call_activity_specs=require_called)
     except ValidationException as exc:
         raise ProcessModelError([(exc.line_number or None, exc.id or None, str(exc))]) from exc
     spec_dict = {
         "spec": SERIALIZER.to_dict(spec),
-        "subprocess_specs": {name: SERIALIZER.to_dict(s) for name, s in subprocess_specs.items()},
+        "subprocess_specs": {name: SERIALIZER.to_dict(s) for name, s in subprocess_specs.items() if s is not None},
     }
     lanes = frozenset(
-        lane for ts in spec.task_specs.values() if (lane := getattr(ts, "lane", None)) is not None
+        lane
+        for process in (spec, *(s for s in subprocess_specs.values() if s is not None))
+        for ts in process.task_specs.values()
+        if (lane := getattr(ts, "lane", None)) is not None
     )
     return ParsedModel(
-        content_hash=content_hash(bpmn_xml),
+        content_hash=content_hash(bpmn_xml, library),
         process_id=process_id,
         bpmn_xml=bpmn_xml,
         spec_json=json.dumps(spec_dict, separators=(",", ":")),
         lanes=lanes,
+        library=tuple(library),
     )
 
 
@@ -331,7 +364,22 @@ def send_message(wf: BpmnWorkflow, name: str, payload: Any) -> None:
 
 
 def waiting_messages(wf: BpmnWorkflow) -> list[str]:
-    return [e.name for e in wf.waiting_events() if e.event_type == "MessageEventDefinition"]
+    """Messages the case would catch now: waiting catch events, and the message start events of
+    its event subprocesses (withdrawal, stop, apology), which Spiff starts on delivery."""
+    names = []
+    for task in wf.event_manager.tasks.values():
+        definition = task.task_spec.event_definition
+        # an event-based gateway waits for several events at once
+        for item in getattr(definition, "event_definitions", None) or [definition]:
+            if isinstance(item, MessageEventDefinition):
+                names.append(item.name)
+    for spec_name in getattr(wf.spec.start, "trigger_specs", []):
+        sp_spec = wf.subprocess_specs.get(spec_name)
+        for start in getattr(sp_spec, "bpmn_start_events", []):
+            definition = start.event_definition
+            if isinstance(definition, MessageEventDefinition):
+                names.append(definition.name)
+    return names
 
 
 # --- history compaction -------------------------------------------------------------------------
@@ -367,7 +415,7 @@ def _compact(wf: Any) -> int:
             or len(task._children) != 1
             or len(parent._children) != 1
             or task.task_spec.name in protected
-            or isinstance(task.task_spec, SubWorkflowTask)
+            or (isinstance(task.task_spec, SubWorkflowTask) and task.id in wf.subprocesses)
         ):
             continue
         child = wf.tasks[task._children[0]]
@@ -387,8 +435,17 @@ def compact_history(wf: BpmnWorkflow) -> int:
     Spiff keeps every task it ever ran as an ancestor of the live ones, so a rework loop makes the
     tree (and the serialized state and every step's cost) grow with each pass. The case history
     lives in the audit log and the task projection, so finished tasks with a single parent and a
-    single child are spliced out. Tasks that joins, subprocesses and boundary events read are kept.
+    single child are spliced out, and the workflows of finished subprocesses are dropped. Tasks
+    that joins, live subprocesses and boundary events read are kept.
     """
+    removed = 0
+    # A finished call activity or event subprocess has handed its data back: drop its workflow.
+    for task_id in list(wf.subprocesses):
+        if task_id not in wf.subprocesses:
+            continue  # nested in one deleted just before
+        owner = wf.get_task_from_id(task_id)
+        if owner.state == TaskState.COMPLETED:
+            removed += len(wf.delete_subprocess(owner))
     removed = _compact(wf)
     for sub in wf.subprocesses.values():
         removed += _compact(sub)

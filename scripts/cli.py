@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +65,17 @@ def seed(demo: bool) -> None:
     if demo and settings.env == "production":
         raise click.ClickException("demo data is refused in production")
     factory = make_session_factory(make_engine(settings))
-    with transaction(factory) as session:
-        if demo:
-            from scripts.seed import DEMO_PASSWORD, seed_demo
+    if demo:
+        from connectors import build_registry
+        from scripts.seed import DEMO_PASSWORD, seed_demo
 
-            logins = seed_demo(session)
-        else:
+        logins = seed_demo(factory, build_registry(settings, factory),
+                           lease=timedelta(seconds=settings.service_timeout))
+    else:
+        with transaction(factory) as session:
             services.seed_calendar(session)
             catalogue.sync_catalogue(session, actor=services.SYSTEM_ACTOR)
-            logins = []
+        logins = []
     if logins:
         click.echo(f"Demo logins (password {DEMO_PASSWORD}):")
         for login in logins:
@@ -121,17 +124,23 @@ def calendar_due(received: str, working_days: int, same_day: bool, hours: float 
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Validate BPMN files; prints ``file:line: message`` per problem, exit 1 on any."""
+    from engine.catalogue import CatalogueError, validation_context
     from engine.validation import validate_bpmn
 
     problems = 0
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
+            context = validation_context(path)
         except OSError as exc:
             click.echo(f"{path}:0: cannot read: {exc.strerror}")
             problems += 1
             continue
-        for problem in validate_bpmn(text, filename=str(path)):
+        except CatalogueError as exc:
+            click.echo(str(exc))
+            problems += 1
+            continue
+        for problem in validate_bpmn(text, filename=str(path), **context):
             click.echo(f"{path}:{problem.line or 0}: {problem.message}")
             problems += 1
     if problems:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from engine import catalogue, services
+from engine import catalogue, jobs, services
+from engine.db import transaction
 from engine.models import Dossier, Role, Task, Unit, User, UserRole
 from engine.security import hash_password
+from engine.services import ServiceHandler
 
 DEMO_PASSWORD = "Demo@12345"  # noqa: S105 - documented demo password (API.md), refused in production
 DEMO_UNITS = (
@@ -43,8 +46,19 @@ def _user(session: Session, username: str, full_name: str, roles: list[str], **f
     return user
 
 
-def seed_demo(session: Session) -> list[Login]:
-    """Idempotent: what exists is kept; returns the demo logins."""
+def seed_demo(factory: sessionmaker[Session], handler: ServiceHandler, *, lease: timedelta) -> list[Login]:
+    """Idempotent: what exists is kept; returns the demo logins. Each demo step is its own
+    transaction and the service calls it starts run before the next step, as in production."""
+    with transaction(factory) as session:
+        logins = _seed_accounts(session)
+        catalogue.sync_catalogue(session, actor=services.SYSTEM_ACTOR)
+        has_cases = bool(session.scalar(select(func.count()).select_from(Dossier)))
+    if not has_cases:
+        _demo_cases(factory, handler, lease=lease)
+    return logins
+
+
+def _seed_accounts(session: Session) -> list[Login]:
     services.seed_calendar(session)
     logins: list[Login] = []
     for code, name, agency in DEMO_UNITS:
@@ -65,44 +79,53 @@ def seed_demo(session: Session) -> list[Login]:
           id_number=CITIZEN["username"], phone=CITIZEN["phone"], email=CITIZEN["email"])
     logins.append(Login(CITIZEN["username"], Role.CITIZEN.value, None))
     session.flush()
-    catalogue.sync_catalogue(session, actor=services.SYSTEM_ACTOR)
-    if not session.scalar(select(func.count()).select_from(Dossier)):
-        _demo_cases(session)
     return logins
 
 
-def _complete(session: Session, dossier: Dossier, step: str, data: dict[str, object]) -> None:
-    task = session.scalar(select(Task).where(Task.dossier_id == dossier.id, Task.spec_name == step,
+def _complete(session: Session, dossier_id: int, step: str, data: dict[str, object]) -> None:
+    task = session.scalar(select(Task).where(Task.dossier_id == dossier_id, Task.spec_name == step,
                                              Task.state == "ready"))
-    assert task is not None, f"{dossier.code} has no open {step}"
-    user = session.scalar(select(User).where(User.unit_id == dossier.unit_id, User.role_rows.any(role=task.role)))
+    assert task is not None, f"dossier {dossier_id} has no open {step}"
+    user = session.scalar(select(User).where(User.unit_id == task.unit_id, User.role_rows.any(role=task.role)))
     assert user is not None
     services.complete_task(session, task.id, actor=services.Actor.of(user), data=data)
 
 
-def _demo_cases(session: Session) -> None:
-    """A few marital status dossiers per commune, left at every waiting point of the process."""
-    citizen = session.scalar(select(User).where(User.username == CITIZEN["username"]))
-    applicants = [
-        {"type": "individual", "full_name": "Nguyễn Văn An", "id_number": "001099012345", "phone": "0900000001"},
-        {"type": "individual", "full_name": "Trần Thị Bình", "id_number": "042190000123", "phone": "0912345678"},
-        {"type": "individual", "full_name": "Lê Minh Châu", "id_number": "024095001234", "phone": "0987654321"},
-    ]
-    paths: list[list[tuple[str, dict[str, object]]]] = [
-        [],  # waiting for the one-stop check
-        [("receive", {"decision": "accept"})],  # at appraisal
-        [("receive", {"decision": "accept"}), ("appraise", {"decision": "propose_approve"})],  # at the leader
-        [("receive", {"decision": "supplement", "note": "Thiếu tờ khai"})],  # supplement requested
-        [("receive", {"decision": "refuse", "note": "Không thuộc thẩm quyền"})],  # refused
-    ]
+APPLICANTS = [
+    {"type": "individual", "full_name": "Nguyễn Văn An", "id_number": "001099012345", "phone": "0900000001"},
+    {"type": "individual", "full_name": "Trần Thị Bình", "id_number": "042190000123", "phone": "0912345678"},
+    {"type": "individual", "full_name": "Lê Minh Châu", "id_number": "024095001234", "phone": "0987654321"},
+]
+ACCEPT = ("receive", {"decision": "accept"})
+APPRAISE = ("appraise", {"decision": "propose_approve", "marital_status": "single"})
+APPROVE = ("approve", {"decision": "approve"})
+DEMO_PATHS: list[tuple[str, list[tuple[str, dict[str, object]]]]] = [
+    ("counter", []),  # waiting for the one-stop check
+    ("counter", [ACCEPT]),  # at appraisal
+    ("counter", [ACCEPT, APPRAISE]),  # at the leader
+    ("online", [("receive", {"decision": "supplement", "note": "Thiếu tờ khai có chữ ký"})]),  # supplement
+    ("online", [("receive", {"decision": "refuse", "note": "Không thuộc thẩm quyền của xã"})]),  # refused
+    ("online", [ACCEPT, APPRAISE, APPROVE]),  # waiting for online payment
+    ("counter", [ACCEPT, APPRAISE, APPROVE, ("hand_back", {"decision": "delivered", "fee_collected": 10000})]),
+]
+
+
+def _demo_cases(factory: sessionmaker[Session], handler: ServiceHandler, *, lease: timedelta) -> None:
+    """Marital status dossiers per commune, left at every waiting point of the lifecycle."""
+    with transaction(factory) as session:
+        citizen_id = session.scalar(select(User.id).where(User.username == CITIZEN["username"]))
     for unit_code, _name, _agency in DEMO_UNITS:
-        for i, path in enumerate(paths):
-            applicant = applicants[i % len(applicants)]
-            dossier = services.submit_dossier(
-                session, procedure_code="marital_status_confirmation", unit_code=unit_code,
-                applicant=applicant, form={"purpose": "Kết hôn"}, channel="online",
-                actor=services.SYSTEM_ACTOR,
-                citizen_id=citizen.id if citizen and applicant["id_number"] == citizen.username else None,
-            )
+        for i, (channel, path) in enumerate(DEMO_PATHS):
+            applicant = APPLICANTS[i % len(APPLICANTS)]
+            with transaction(factory) as session:
+                dossier_id = services.submit_dossier(
+                    session, procedure_code="marital_status_confirmation", unit_code=unit_code,
+                    applicant=applicant, form={"purpose": "Kết hôn", "residence": "Thôn 1, " + _name},
+                    channel=channel, actor=services.SYSTEM_ACTOR,
+                    citizen_id=citizen_id if applicant["id_number"] == CITIZEN["username"] else None,
+                ).id
             for step, data in path:
-                _complete(session, dossier, step, data)
+                jobs.drain(factory, handler, lease=lease)
+                with transaction(factory) as session:
+                    _complete(session, dossier_id, step, data)
+            jobs.drain(factory, handler, lease=lease)

@@ -15,7 +15,7 @@ from engine.models import Procedure, Task, Unit, User, UserRole
 _seq = itertools.count(1)
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-MARITAL = "marital_status_confirmation"
+CASE_DEMO = "case_demo"  # the engine test process (tests/fixtures/case_demo.bpmn)
 
 
 def create_unit(session: Session, *, code: str | None = None) -> Unit:
@@ -35,18 +35,29 @@ def create_user(session: Session, unit: Unit | None, role: str, *, username: str
     return user
 
 
-def install_procedure(session: Session, code: str = MARITAL) -> Procedure:
+APPRAISE_FORM = {
+    "type": "object", "required": ["decision"],
+    "properties": {"decision": {"enum": ["propose_approve", "propose_refuse"]}, "note": {"type": "string"}},
+}
+
+
+def install_procedure(session: Session, code: str = CASE_DEMO) -> Procedure:
+    """The engine test procedure, or a real one from processes/ by code."""
+    if code == CASE_DEMO:
+        forms = {**catalogue.lifecycle_forms(PROCESSES), "appraise": APPRAISE_FORM}
+        return install_bpmn(session, CASE_DEMO, (FIXTURES / "case_demo.bpmn").read_text(),
+                            catalogue_data={"task_forms": forms})
     services.seed_calendar(session)
     return catalogue.sync_procedure(session, catalogue.load_definition(PROCESSES / code),
                                     actor=services.SYSTEM_ACTOR)
 
 
 def install_bpmn(session: Session, code: str, bpmn_xml: str, *, legal: tuple[float, str] = (3, "working_days"),
-                 lane_roles: dict[str, str] | None = None) -> Procedure:
+                 lane_roles: dict[str, str] | None = None, catalogue_data: dict[str, Any] | None = None) -> Procedure:
     """A procedure made from a BPMN string (test fixtures)."""
     services.seed_calendar(session)
     procedure = Procedure(code=code, name_vi=code, name_en=code, legal_time_value=legal[0],
-                          legal_time_unit=legal[1])
+                          legal_time_unit=legal[1], catalogue=catalogue_data or {})
     session.add(procedure)
     session.flush()
     services.deploy_process_model(session, procedure, bpmn_xml, actor=services.SYSTEM_ACTOR,
@@ -54,7 +65,7 @@ def install_bpmn(session: Session, code: str, bpmn_xml: str, *, legal: tuple[flo
     return procedure
 
 
-def submit(session: Session, unit: Unit, *, procedure: str = MARITAL, **kw: Any) -> Any:
+def submit(session: Session, unit: Unit, *, procedure: str = CASE_DEMO, **kw: Any) -> Any:
     return services.submit_dossier(
         session, procedure_code=procedure, unit_code=unit.code,
         applicant=kw.pop("applicant", {"type": "individual", "full_name": "Nguyễn Văn A", "phone": "0900000001"}),
@@ -72,3 +83,21 @@ def open_task(session: Session, dossier_id: int, spec_name: str) -> Task:
 def complete(session: Session, dossier_id: int, spec_name: str, data: dict[str, Any],
              actor: services.Actor = services.SYSTEM_ACTOR) -> Any:
     return services.complete_task(session, open_task(session, dossier_id, spec_name).id, actor=actor, data=data)
+
+
+def run_services(session: Session, handler: Any = None) -> list[tuple[str, dict[str, Any]]]:
+    """Perform every due service call inside the test's session; returns (operation, params) done."""
+    from datetime import timedelta
+
+    from engine.models import ServiceCall
+
+    done = []
+    while True:
+        calls = session.scalars(select(ServiceCall).where(ServiceCall.status == "pending")).all()
+        if not calls:
+            return done
+        for call in calls:
+            services.take_service_call(session, call.id, lease=timedelta(seconds=30))
+            result = handler(call.operation, call.params, call.id) if handler else {"ok": True}
+            services.finish_service_call(session, call.id, result)
+            done.append((call.operation, dict(call.params)))

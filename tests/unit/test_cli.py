@@ -40,9 +40,11 @@ def test_calendar_due_refuses_bad_input(runner):
 
 
 def test_validate_accepts_the_shipped_processes(runner):
-    files = [str(p) for p in sorted(PROCESSES.glob("*/*.bpmn"))] + [str(FIXTURES / "service_timer.bpmn")]
+    files = [str(p) for p in sorted(PROCESSES.glob("*/*.bpmn"))]
+    assert len(files) >= 2
     result = runner.invoke(main, ["validate", *files])
     assert result.exit_code == 0, result.output
+    assert f"{len(files)} file(s) valid" in result.output
 
 
 def test_validate_reports_file_and_line(runner, tmp_path):
@@ -55,7 +57,7 @@ def test_validate_reports_file_and_line(runner, tmp_path):
     line = next(i for i, text in enumerate(bad.splitlines(), 1) if "import os" in text)
     result = runner.invoke(main, ["validate", str(path)])
     assert result.exit_code == 1
-    assert f"{path}:{line}: mark_done:" in result.output
+    assert f"{path}:{line}: mark_done: line 1: import is not allowed" in result.output
     broken = tmp_path / "broken.bpmn"
     broken.write_text("<bpmn:definitions>\n<oops>\n</bpmn:definitions>\n")
     result = runner.invoke(main, ["validate", str(broken)])

@@ -100,7 +100,8 @@ def test_second_completion_is_a_conflict(session, unit):
     services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "accept"})
     version = dossier.version
     with pytest.raises(services.ConflictError, match="already completed"):
-        services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR, data={"decision": "refuse"})
+        services.complete_task(session, task.id, actor=services.SYSTEM_ACTOR,
+                               data={"decision": "refuse", "note": "Không thuộc thẩm quyền"})
     assert dossier.status == "processing"
     assert dossier.version == version
 
@@ -149,7 +150,7 @@ def test_supplement_pauses_the_clock_and_restarts_the_full_time(session, unit):
     dossier = submit(session, unit)
     timers = {t.name: t.run_at for t in session.scalars(select(Timer).where(Timer.dossier_id == dossier.id))}
     assert timers == {"Cảnh báo sắp hết hạn": datetime(2026, 11, 17, 17, 0, tzinfo=VN_TZ)}
-    complete(session, dossier.id, "receive", {"decision": "supplement"})
+    complete(session, dossier.id, "receive", {"decision": "supplement", "note": "Thiếu tờ khai"})
     assert dossier.status == "supplement_requested"
     assert dossier.status_code == 5
     assert dossier.clock_paused_at == FRIDAY_10H
@@ -237,7 +238,7 @@ def test_rework_loop_150_passes_keeps_state_bounded(session, unit):
     sizes = []
     for _ in range(150):
         complete(session, dossier.id, "appraise", {"decision": "propose_approve"})
-        complete(session, dossier.id, "approve", {"decision": "return"})
+        complete(session, dossier.id, "approve", {"decision": "return", "reason": "Cần bổ sung thông tin"})
         sizes.append(session.get(WorkflowState, dossier.id).size)
     assert max(sizes[-10:]) <= sizes[0] * 1.2  # compaction: no growth with the passes
     complete(session, dossier.id, "appraise", {"decision": "propose_approve"})
