@@ -10,7 +10,7 @@ from engine.config import Settings
 
 def build_registry(settings: Settings, factory: sessionmaker[Session]) -> ConnectorRegistry:
     """All operations available to service tasks under ``settings``."""
-    from connectors import demo, documents, notify, postal
+    from connectors import demo, documents, interagency, notify, postal
 
     registry = ConnectorRegistry()
     notify.register(registry, factory)
@@ -18,4 +18,5 @@ def build_registry(settings: Settings, factory: sessionmaker[Session]) -> Connec
         demo.register(registry, factory)
         documents.register(registry, factory)
         postal.register(registry, factory)
+        interagency.register(registry, factory)
     return registry

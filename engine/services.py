@@ -355,6 +355,7 @@ def load_workflow(session: Session, dossier: Dossier) -> BpmnWorkflow:
     state = session.get(WorkflowState, dossier.id)
     if state is None:
         raise NotFoundError(f"dossier {dossier.code} has no workflow state")
+    workflow.current_calendar.set(calendar_for(session))  # for process functions on working days
     return workflow.load_state(state.state, state.content_hash, _spec_loader(session, state.content_hash))
 
 
@@ -694,6 +695,7 @@ def submit_dossier(
         "payment_method": "online" if channel == "online" and procedure.online_level == "full" else "counter",
         "proposal": None,
     }
+    workflow.current_calendar.set(cal)
     wf = workflow.new_workflow(version.content_hash, _spec_loader(session, version.content_hash), data)
     _audit(session, actor, "dossier_submitted", dossier,
            data={"procedure": procedure.code, "unit": unit.code, "channel": channel, "due_at": due.isoformat()})

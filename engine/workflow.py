@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from contextvars import ContextVar
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 
 from engine import clock
+from engine.calendar import WorkingCalendar, load_seed_days
 from engine.evaluator import RestrictedScriptEngine
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -237,7 +239,21 @@ def script_engine() -> RestrictedScriptEngine:
     return _SCRIPT_ENGINE
 
 
-_SCRIPT_ENGINE = RestrictedScriptEngine()
+# The working-day calendar of the database the current step runs against (set by the case service).
+current_calendar: ContextVar[WorkingCalendar | None] = ContextVar("motcua_calendar", default=None)
+
+
+def working_days_from_now(days: int) -> str:
+    """Process function: the end (17:00) of the ``days``-th working day after today, ISO 8601.
+
+    For waiting periods in a process, e.g. a public posting: ``timeDate`` =
+    ``posting_until`` set by ``posting_until = working_days_from_now(3)``.
+    """
+    cal = current_calendar.get() or WorkingCalendar(load_seed_days())
+    return cal.due(clock.now(), working_days=int(days)).isoformat()
+
+
+_SCRIPT_ENGINE = RestrictedScriptEngine(functions={"working_days_from_now": working_days_from_now})
 
 
 def new_workflow(content_hash_: str, spec_json: SpecSource, data: dict[str, Any]) -> BpmnWorkflow:
