@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from contextvars import ContextVar
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
