@@ -100,8 +100,17 @@ def load_definitions(processes_dir: Path | None = None) -> list[ProcedureDefinit
 
 
 def sync_procedure(session: Session, definition: ProcedureDefinition, *, actor: services.Actor) -> Procedure:
-    """Create or update the catalogue entry; deploy the BPMN when it differs from the current version."""
+    """Create or update the catalogue entry; deploy the BPMN when it differs from the current version.
+
+    The BPMN must pass every validation rule first; problems come back as ``file:line: message``.
+    """
+    from engine.validation import validate_bpmn
+
     data = definition.data
+    bpmn_path = definition.path / data["bpmn"]
+    problems = validate_bpmn(definition.bpmn_xml, filename=str(bpmn_path), **validation_context(bpmn_path))
+    if problems:
+        raise CatalogueError("\n".join(f"{bpmn_path}:{p.line or 0}: {p.message}" for p in problems))
     procedure = session.scalar(select(Procedure).where(Procedure.code == definition.code))
     if procedure is None:
         procedure = Procedure(code=definition.code)
