@@ -241,6 +241,8 @@ class Dossier(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     # When the clock is stopped (supplement requested), the moment it stopped; None while running.
     clock_paused_at: Mapped[datetime | None] = mapped_column()
+    # Legal time, fee and decider in force when the dossier was received (services.procedure_terms).
+    terms: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # When the apology (Mẫu 04) was requested; allowed once per dossier.
     apology_at: Mapped[datetime | None] = mapped_column()
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

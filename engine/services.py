@@ -188,9 +188,40 @@ def fee_due(fee: Mapping[str, Any], form: Mapping[str, Any]) -> int:
     return amount * copies if fee.get("per_copy") else amount
 
 
-def legal_due(cal: WorkingCalendar, procedure: Procedure, received: datetime) -> datetime:
-    """The due moment of a dossier of ``procedure`` received (or restarted) at ``received``."""
-    value, unit = procedure.legal_time_value, procedure.legal_time_unit
+def procedure_terms(procedure: Procedure, received: datetime) -> dict[str, Any]:
+    """The legal time, fee and decider in force for a dossier received at ``received``.
+
+    The law changes (Decree 120/2025 and 147/2025 apply from 1/7/2025 to 1/3/2027): a
+    procedure.yaml may list ``rules`` with ``effective_from`` / ``effective_to`` (ISO dates, the
+    end exclusive) that override the entry's legal_time, fee and decides. A case keeps the terms
+    in force when it was received.
+    """
+    catalogue = procedure.catalogue or {}
+    terms: dict[str, Any] = {
+        "legal_time": dict(catalogue.get("legal_time")
+                           or {"value": procedure.legal_time_value, "unit": procedure.legal_time_unit}),
+        "fee": dict(catalogue.get("fee") or {"kind": "free"}),
+        "decides": catalogue.get("decides"),
+        "rule": None,
+    }
+    day = to_vn(received).date().isoformat()
+    for rule in catalogue.get("rules") or []:
+        start, end = str(rule.get("effective_from") or ""), str(rule.get("effective_to") or "")
+        if (not start or start <= day) and (not end or day < end):
+            terms.update({k: rule[k] for k in ("legal_time", "fee", "decides") if k in rule})
+            terms["rule"] = {"effective_from": start or None, "effective_to": end or None}
+    return terms
+
+
+def dossier_terms(dossier: Dossier) -> dict[str, Any]:
+    """The terms stored at receipt (older rows without them: recomputed for their receipt date)."""
+    return dossier.terms or procedure_terms(dossier.procedure, dossier.received_at)
+
+
+def legal_due(cal: WorkingCalendar, terms: Mapping[str, Any], received: datetime) -> datetime:
+    """The due moment of a dossier with these terms received (or restarted) at ``received``."""
+    legal_time = terms["legal_time"]
+    value, unit = float(legal_time.get("value") or 0), legal_time["unit"]
     if unit == "same_day" or (unit == "working_days" and value == 0):
         return cal.due(received, same_day=True)
     if unit == "working_days":
@@ -472,7 +503,7 @@ def _resume_clock(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: 
     if pause is not None:
         pause.ended_at = now
     dossier.clock_paused_at = None
-    dossier.due_at = legal_due(cal, dossier.procedure, now)
+    dossier.due_at = legal_due(cal, dossier_terms(dossier), now)
     _set_deadlines(wf, {"due_at": dossier.due_at, "warning_at": cal.warning_moment(dossier.due_at)})
     # The open tasks follow the restarted legal time.
     session.execute(
@@ -556,7 +587,7 @@ def _extend_deadline(
     ``mode: add`` adds the extension to the current due date (paternity: 3 + 5 working days);
     ``mode: total`` caps the whole procedure from receipt (marital status: 23 days in total).
     """
-    extension = (dossier.procedure.catalogue.get("legal_time") or {}).get("extension")
+    extension = dossier_terms(dossier)["legal_time"].get("extension")
     if not extension or extension.get("when", reason) != reason:
         raise ServiceError(f"procedure {dossier.procedure.code} has no {reason} extension")
     value, unit = int(extension["value"]), extension["unit"]
@@ -657,7 +688,8 @@ def submit_dossier(
     version = current_version(session, procedure)
     cal = calendar_for(session)
     received = received_at or clock.now()
-    due = legal_due(cal, procedure, received)
+    terms = procedure_terms(procedure, received)
+    due = legal_due(cal, terms, received)
     code = next_dossier_code(session, unit, received)
     dossier = Dossier(
         code=code,
@@ -673,6 +705,7 @@ def submit_dossier(
         status=DossierStatus.SUBMITTED.value,
         received_at=received,
         due_at=due,
+        terms=terms,
         submitted_by_id=actor.user_id,
         citizen_id=citizen_id,
     )
@@ -690,7 +723,7 @@ def submit_dossier(
         "warning_at": cal.warning_moment(due).isoformat(),
         "delivery": delivery["method"],
         "delivery_address": delivery.get("address", ""),
-        "fee_due": fee_due(procedure.catalogue.get("fee") or {}, form or {}),
+        "fee_due": fee_due(terms["fee"], form or {}),
         # Full online service (toàn trình) is paid online; otherwise at the counter.
         "payment_method": "online" if channel == "online" and procedure.online_level == "full" else "counter",
         "proposal": None,

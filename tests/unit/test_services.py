@@ -312,3 +312,28 @@ def test_reading_a_dossier_is_audited_and_scoped(session, unit):
         services.view_dossier(session, dossier.code, actor=foreign)
     viewed = [(e["actor"], e["data"]["purpose"]) for e in pending_events(session) if e["action"] == "dossier_viewed"]
     assert viewed == [(officer.name, "view"), (auditor.name, "audit")]
+
+
+def test_a_case_keeps_the_rules_in_force_when_it_was_received(session):
+    """Effective-dated rules: e.g. funeral support went from 5 to 3 working days on 1/7/2025."""
+    from engine.catalogue import lifecycle_forms
+    from tests.factories import APPRAISE_FORM, PROCESSES
+
+    unit = create_unit(session)
+    forms = {**lifecycle_forms(PROCESSES), "appraise": APPRAISE_FORM}
+    install_bpmn(session, "dated", (FIXTURES / "case_demo.bpmn").read_text(), legal=(3, "working_days"),
+                 catalogue_data={"task_forms": forms, "legal_time": {"value": 3, "unit": "working_days"},
+                                 "rules": [{"effective_to": "2025-07-01",
+                                            "legal_time": {"value": 5, "unit": "working_days"}}]})
+    clock.freeze(datetime(2025, 6, 30, 9, 0, tzinfo=VN_TZ))  # Monday, old rule: 5 working days
+    before = submit(session, unit, procedure="dated")
+    assert before.due_at == datetime(2025, 7, 7, 17, 0, tzinfo=VN_TZ)
+    assert before.terms["rule"] == {"effective_from": None, "effective_to": "2025-07-01"}
+    clock.freeze(datetime(2025, 7, 1, 9, 0, tzinfo=VN_TZ))  # Tuesday, new rule: 3 working days
+    after = submit(session, unit, procedure="dated")
+    assert after.due_at == datetime(2025, 7, 4, 17, 0, tzinfo=VN_TZ)
+    # a restart after a supplement request keeps the old dossier on its old rule
+    complete(session, before.id, "receive", {"decision": "supplement", "note": "Thiếu tờ khai"})
+    clock.freeze(datetime(2025, 7, 8, 9, 0, tzinfo=VN_TZ))
+    services.deliver_message(session, before.code, "supplement_received", {}, actor=services.SYSTEM_ACTOR)
+    assert before.due_at == datetime(2025, 7, 15, 17, 0, tzinfo=VN_TZ)  # 5 working days again
