@@ -144,7 +144,7 @@ def validate_bpmn(
     except workflow.ProcessModelError as exc:
         for line, element, message in exc.errors:
             if line is None and element:
-                found = root.xpath("//*[@id=$id]", id=element)
-                line = found[0].sourceline if found else None
+                nodes = root.xpath("//*[@id=$id]", id=element)
+                line = nodes[0].sourceline if nodes else None
             problems.append(Problem(line, element, message))
     return problems

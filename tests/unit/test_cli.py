@@ -85,8 +85,8 @@ def test_make_run_path_migrates_seeds_and_serves(runner, tmp_path):
     assert "Yêu cầu bổ sung: 2" in page  # one supplement-requested demo case per commune
     assert "ngày làm việc" in page
     assert "leader.luongphong" in page
-    procedures = client.get("/api/v1/procedures").get_json()
-    assert procedures[0]["legal_time"] == {"value": 3.0, "unit": "working_days"}
+    procedures = {p["code"]: p for p in client.get("/api/v1/procedures").get_json()}
+    assert procedures["marital_status_confirmation"]["legal_time"] == {"value": 3.0, "unit": "working_days"}
     verify = runner.invoke(main, ["audit", "verify"], env=env)
     assert verify.exit_code == 0, verify.output
     assert "audit chain ok" in verify.output
