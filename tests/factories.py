@@ -54,8 +54,16 @@ def install_procedure(session: Session, code: str = CASE_DEMO) -> Procedure:
 
 def install_bpmn(session: Session, code: str, bpmn_xml: str, *, legal: tuple[float, str] = (3, "working_days"),
                  lane_roles: dict[str, str] | None = None, catalogue_data: dict[str, Any] | None = None) -> Procedure:
-    """A procedure made from a BPMN string (test fixtures)."""
+    """A procedure made from a BPMN string (test fixtures); reused when it exists already."""
+    from engine import workflow
+
     services.seed_calendar(session)
+    existing = session.scalar(select(Procedure).where(Procedure.code == code))
+    if existing is not None:
+        if services.current_version(session, existing).content_hash != workflow.content_hash(bpmn_xml):
+            services.deploy_process_model(session, existing, bpmn_xml, actor=services.SYSTEM_ACTOR,
+                                          lane_roles=lane_roles or {})
+        return existing
     procedure = Procedure(code=code, name_vi=code, name_en=code, legal_time_value=legal[0],
                           legal_time_unit=legal[1], catalogue=catalogue_data or {})
     session.add(procedure)

@@ -56,9 +56,9 @@ def test_two_concurrent_completions_one_wins_one_conflicts(factory):
 
         def complete(i: int, task_id: str = task_id) -> str:
             with transaction(factory) as session:
-                decision = "accept" if i == 0 else "refuse"
-                services.complete_task(session, task_id, actor=services.SYSTEM_ACTOR, data={"decision": decision})
-                return decision
+                data = {"decision": "accept"} if i == 0 else {"decision": "refuse", "note": "Không đủ điều kiện"}
+                services.complete_task(session, task_id, actor=services.SYSTEM_ACTOR, data=data)
+                return str(data["decision"])
 
         results = _race(2, complete)
         wins = [r for r in results if isinstance(r, str)]
