@@ -591,7 +591,16 @@ def _extend_deadline(
     if not extension or extension.get("when", reason) != reason:
         raise ServiceError(f"procedure {dossier.procedure.code} has no {reason} extension")
     value, unit = int(extension["value"]), extension["unit"]
-    start = dossier.due_at if extension.get("mode", "add") == "add" and dossier.due_at else dossier.received_at
+    # Computed from where the legal clock last started (receipt, or the complete dossier after a
+    # supplement), so a second verification after a leader's return does not extend again.
+    clock_start = dossier.received_at
+    for pause in dossier.pauses:
+        if pause.ended_at is not None and pause.ended_at > clock_start:
+            clock_start = pause.ended_at
+    if extension.get("mode", "add") == "add":
+        start = legal_due(cal, dossier_terms(dossier), clock_start)
+    else:
+        start = clock_start
     if unit == "working_days":
         day = cal.add_working_days(to_vn(start).date(), value)
         new_due = datetime.combine(day, cal.afternoon[1], VN_TZ)
@@ -608,8 +617,8 @@ def _extend_deadline(
         update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
     )
     _audit(session, SYSTEM_ACTOR, "due_date_changed", dossier,
-           data={"from": old.isoformat() if old else None, "to": new_due.isoformat(), "reason": reason,
-                 "at": now.isoformat()})
+           data={"from": to_vn(old).isoformat() if old else None, "to": to_vn(new_due).isoformat(),
+                 "reason": reason, "at": now.isoformat()})
 
 
 def _queue_service_call(session: Session, dossier: Dossier, task: SpiffTask, *, now: datetime) -> None:
@@ -902,7 +911,8 @@ def _move_due_date(
         update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
     )
     _audit(session, actor, "due_date_changed", dossier,
-           data={"from": old.isoformat() if old else None, "to": new_due.isoformat(), "reason": "apology"})
+           data={"from": to_vn(old).isoformat() if old else None, "to": to_vn(new_due).isoformat(),
+                 "reason": "apology"})
 
 
 def request_apology(session: Session, code: str, *, actor: Actor, reason: str) -> Dossier:

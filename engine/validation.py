@@ -18,7 +18,8 @@ from engine.evaluator import EvaluationError, RestrictedEvaluator
 BPMN = workflow.BPMN_NS
 SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 NS = {"bpmn": BPMN, "spiffworkflow": SPIFF}
-_evaluator = RestrictedEvaluator()
+# The same process functions the engine's script engine offers (engine.workflow).
+_evaluator = RestrictedEvaluator(functions={"working_days_from_now": workflow.working_days_from_now})
 
 
 @dataclass(frozen=True)
