@@ -213,6 +213,18 @@ def procedure_terms(procedure: Procedure, received: datetime) -> dict[str, Any]:
     return terms
 
 
+SAME_DAY_WARNING = timedelta(hours=2)
+
+
+def warning_for(cal: WorkingCalendar, due: datetime, since: datetime) -> datetime:
+    """When to warn that a deadline is near: 1 working day before it (the last moment for an
+    apology, Decree 61/2018 art. 19); for a deadline closer than that, 2 hours before it."""
+    moment = cal.warning_moment(due)
+    if moment <= since:
+        moment = max(since, due - SAME_DAY_WARNING)
+    return moment
+
+
 def dossier_terms(dossier: Dossier) -> dict[str, Any]:
     """The terms stored at receipt (older rows without them: recomputed for their receipt date)."""
     return dossier.terms or procedure_terms(dossier.procedure, dossier.received_at)
@@ -504,7 +516,7 @@ def _resume_clock(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: 
         pause.ended_at = now
     dossier.clock_paused_at = None
     dossier.due_at = legal_due(cal, dossier_terms(dossier), now)
-    _set_deadlines(wf, {"due_at": dossier.due_at, "warning_at": cal.warning_moment(dossier.due_at)})
+    _set_deadlines(wf, {"due_at": dossier.due_at, "warning_at": warning_for(cal, dossier.due_at, now)})
     # The open tasks follow the restarted legal time.
     session.execute(
         update(Task)
@@ -612,7 +624,7 @@ def _extend_deadline(
         return
     old = dossier.due_at
     dossier.due_at = new_due
-    _set_deadlines(wf, {"due_at": new_due, "warning_at": cal.warning_moment(new_due)})
+    _set_deadlines(wf, {"due_at": new_due, "warning_at": warning_for(cal, new_due, clock.now())})
     session.execute(
         update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
     )
@@ -699,6 +711,7 @@ def submit_dossier(
     received = received_at or clock.now()
     terms = procedure_terms(procedure, received)
     due = legal_due(cal, terms, received)
+    terms["fee_due"] = fee_due(terms["fee"], form or {})
     code = next_dossier_code(session, unit, received)
     dossier = Dossier(
         code=code,
@@ -729,10 +742,10 @@ def submit_dossier(
         "form": dict(form or {}),
         "received_at": received.isoformat(),
         "due_at": due.isoformat(),
-        "warning_at": cal.warning_moment(due).isoformat(),
+        "warning_at": warning_for(cal, due, received).isoformat(),
         "delivery": delivery["method"],
         "delivery_address": delivery.get("address", ""),
-        "fee_due": fee_due(terms["fee"], form or {}),
+        "fee_due": terms["fee_due"],
         # Full online service (toàn trình) is paid online; otherwise at the counter.
         "payment_method": "online" if channel == "online" and procedure.online_level == "full" else "counter",
         "proposal": None,
@@ -843,7 +856,7 @@ def complete_task(
         raise InvalidDataError("the form has errors", fields=errors)
     clean = {k: v for k, v in data.items() if not str(k).startswith("_")}
     cal = calendar_for(session)
-    _check_law_rules(session, dossier, props, clean)
+    _check_law_rules(session, dossier, props, clean, spiff_task.data)
     spiff_task.set_data(**clean)
     spiff_task.run()
     if "sets_due_at" in props:
@@ -873,8 +886,21 @@ def _validate_task_form(dossier: Dossier, props: Mapping[str, str], data: Mappin
     return forms.validate(schema, data)
 
 
-def _check_law_rules(session: Session, dossier: Dossier, props: Mapping[str, str], data: Mapping[str, Any]) -> None:
+def _check_law_rules(
+    session: Session, dossier: Dossier, props: Mapping[str, str], data: Mapping[str, Any], task_data: Mapping[str, Any]
+) -> None:
     """Rules of law checked on top of the form schema."""
+    if props.get("form") == "hand_back" and data.get("fee_collected") is not None:
+        # Paid online already, or a refusal: nothing to collect. A fee the catalogue does not
+        # compute (e.g. a provincial late-registration fee, fee_due 0) is left to the officer.
+        fee = int(dossier_terms(dossier).get("fee_due") or 0)
+        refused = task_data.get("proposal") == "propose_refuse"
+        expected = 0 if task_data.get("payment") or refused else fee
+        if (expected or refused or task_data.get("payment")) and int(data["fee_collected"]) != expected:
+            raise InvalidDataError(
+                f"the fee due at the counter is {expected} VND",
+                fields={"fee_collected": [f"must be {expected}"]},
+            )
     if props.get("form") == "receive" and data.get("decision") == "supplement":
         asked = session.scalar(
             select(func.count()).select_from(ClockPause)
@@ -906,7 +932,7 @@ def _move_due_date(
                                fields={"new_due_date": [f"after {to_vn(dossier.due_at).date().isoformat()}"]})
     old = dossier.due_at
     dossier.due_at = new_due
-    _set_deadlines(wf, {"due_at": new_due, "warning_at": cal.warning_moment(new_due)})
+    _set_deadlines(wf, {"due_at": new_due, "warning_at": warning_for(cal, new_due, clock.now())})
     session.execute(
         update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
     )
