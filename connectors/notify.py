@@ -26,6 +26,7 @@ STATUS_TEXT = {
     "processed": "đã có kết quả.",
     "apology": "giải quyết chậm so với hẹn; cơ quan xin lỗi và hẹn lại ngày trả kết quả.",
     "result_ready": "đã có kết quả.",
+    "posting_started": "đang được niêm yết công khai tại trụ sở UBND xã.",
     "ceremony_invitation": "mời các bên đến Bộ phận Một cửa để ký sổ và nhận kết quả.",
     "agency_overdue": "đang chờ cơ quan liên thông trả lời quá hạn; cán bộ đang đôn đốc.",
 }
