@@ -110,17 +110,34 @@ DEMO_PATHS: list[tuple[str, list[tuple[str, dict[str, object]]]]] = [
 ]
 
 
+BIRTH_FORM = {"child_full_name": "Nguyễn Minh Khang", "birth_date": "2026-11-10", "gender": "male",
+              "birth_place": "Trạm y tế xã", "mother_full_name": "Trần Thị Bình", "requester_relationship": "Mẹ"}
+EXTRACT_FORM = {"event_kind": "birth", "person_full_name": "Lê Minh Châu", "requester_relationship": "Bản thân",
+                "copies": 2}
+POOR_FORM = {"household_head": "Trần Văn Hùng", "residence": "Thôn Đông", "area": "rural", "members": 4,
+             "request": "poor", "reason": "Chủ hộ tai nạn lao động, mất nguồn thu nhập"}
+POOR_REVIEW = {"decision": "propose_approve", "classification": "poor", "area": "rural",
+               "income_per_person_vnd": 1200000, "deprivations": ["employment", "health_insurance", "housing_quality"]}
+OTHER_CASES: list[tuple[str, dict[str, object], str, list[tuple[str, dict[str, object]]]]] = [
+    ("birth_registration", BIRTH_FORM, "online", []),  # same-day procedure, waiting for the one-stop check
+    ("civil_status_extract_copy", EXTRACT_FORM, "counter", [ACCEPT]),  # at appraisal, 16,000 VND due
+    ("poor_household_recognition", POOR_FORM, "counter", [ACCEPT, ("review", POOR_REVIEW)]),  # public posting
+]
+
+
 def _demo_cases(factory: sessionmaker[Session], handler: ServiceHandler, *, lease: timedelta) -> None:
-    """Marital status dossiers per commune, left at every waiting point of the lifecycle."""
+    """Dossiers per commune: marital status ones at every waiting point of the lifecycle, and a
+    few of other procedures (same day, with a fee, during a public posting)."""
     with transaction(factory) as session:
         citizen_id = session.scalar(select(User.id).where(User.username == CITIZEN["username"]))
-    for unit_code, _name, _agency in DEMO_UNITS:
-        for i, (channel, path) in enumerate(DEMO_PATHS):
+    for unit_code, name, _agency in DEMO_UNITS:
+        marital_form = {"purpose": "Kết hôn", "residence": "Thôn 1, " + name}
+        cases = [("marital_status_confirmation", marital_form, channel, path) for channel, path in DEMO_PATHS]
+        for i, (procedure, form, channel, path) in enumerate(cases + OTHER_CASES):
             applicant = APPLICANTS[i % len(APPLICANTS)]
             with transaction(factory) as session:
                 dossier_id = services.submit_dossier(
-                    session, procedure_code="marital_status_confirmation", unit_code=unit_code,
-                    applicant=applicant, form={"purpose": "Kết hôn", "residence": "Thôn 1, " + _name},
+                    session, procedure_code=procedure, unit_code=unit_code, applicant=applicant, form=form,
                     channel=channel, actor=services.SYSTEM_ACTOR,
                     citizen_id=citizen_id if applicant["id_number"] == CITIZEN["username"] else None,
                 ).id
