@@ -1,21 +1,27 @@
-"""The HTTP API (JSON). This issue's part: units, procedures, health; the rest comes with the back office."""
+"""The HTTP API (JSON, API.md). Thin handlers: parse, check the caller, call one service, answer."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from typing import Any
+
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select, text
 
+from backoffice.auth import current_actor, issue_token, login_required
 from backoffice.errors import error_response, service_error
 from backoffice.extensions import db
-from engine.models import Procedure, Unit
-from engine.services import ServiceError
+from backoffice.openapi import openapi_document
+from engine import accounts, queries, services
+from engine.models import Procedure
+from engine.services import Actor, ServiceError
 
 bp = Blueprint("api", __name__)
 
 
 @bp.errorhandler(ServiceError)
 def _service_error(exc: ServiceError) -> ResponseReturnValue:
+    db().rollback()
     return service_error(exc)
 
 
@@ -24,23 +30,71 @@ def _not_found(_exc: Exception) -> ResponseReturnValue:
     return error_response(404, "not_found", "no such resource")
 
 
+@bp.errorhandler(405)
+def _not_allowed(_exc: Exception) -> ResponseReturnValue:
+    return error_response(405, "method_not_allowed", "method not allowed here")
+
+
+def _actor() -> Actor:
+    actor = current_actor()
+    assert actor is not None  # guarded by login_required
+    return actor
+
+
+def _json_body(*required: str) -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise services.InvalidDataError("a JSON object body is required", fields={"body": ["JSON object"]})
+    missing = [name for name in required if name not in body]
+    if missing:
+        raise services.InvalidDataError("missing fields", fields={name: ["required"] for name in missing})
+    return body
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    return jsonify(openapi_document())
+
+
 @bp.get("/health")
 def health() -> ResponseReturnValue:
     db().execute(text("SELECT 1"))
     return jsonify({"ok": True})
 
 
+@bp.post("/auth/login")
+def login() -> ResponseReturnValue:
+    body = _json_body("username", "password")
+    session = db()
+    try:
+        user = accounts.authenticate(session, str(body["username"]), str(body["password"]))
+    except accounts.LoginError as exc:
+        session.commit()  # the failure counter and the audit event are kept
+        return error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized", exc.message)
+    session.commit()
+    return jsonify({"token": issue_token(user), "user": {"username": user.username, "roles": sorted(user.roles),
+                                                         "unit_id": user.unit_id}})
+
+
 @bp.get("/units")
 def units() -> ResponseReturnValue:
-    rows = db().scalars(select(Unit).order_by(Unit.code)).all()
-    return jsonify([{"code": u.code, "name": u.name, "agency_code": u.agency_code} for u in rows])
+    return jsonify([{"code": u.code, "name": u.name, "agency_code": u.agency_code} for u in queries.units(db())])
 
 
 @bp.get("/procedures")
 def procedures() -> ResponseReturnValue:
-    rows = db().scalars(select(Procedure).where(Procedure.is_active).order_by(Procedure.code)).all()
-    return jsonify([
-        {
+    query = select(Procedure).where(Procedure.is_active).order_by(Procedure.code)
+    q, field, online = request.args.get("q"), request.args.get("field"), request.args.get("online")
+    rows = db().scalars(query).all()
+    result = []
+    for p in rows:
+        if q and q.lower() not in f"{p.name_vi} {p.name_en} {p.code}".lower():
+            continue
+        if field and p.field != field:
+            continue
+        if online and p.online_level != online:
+            continue
+        result.append({
             "code": p.code,
             "national_code": p.national_code,
             "name": p.name_vi,
@@ -52,6 +106,102 @@ def procedures() -> ResponseReturnValue:
             "documents": p.catalogue.get("documents", []),
             "form_schema": p.catalogue.get("form_schema", {}),
             "delivery": p.catalogue.get("delivery", []),
-        }
-        for p in rows
-    ])
+        })
+    return jsonify(result)
+
+
+def _int_arg(name: str, default: int | None, *, minimum: int = 0) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise services.InvalidDataError(f"{name} must be an integer", fields={name: ["integer"]}) from None
+    if value < minimum:
+        raise services.InvalidDataError(f"{name} must be at least {minimum}", fields={name: [f">= {minimum}"]})
+    return value
+
+
+@bp.get("/tasks")
+@login_required
+def tasks() -> ResponseReturnValue:
+    scope = request.args.get("scope", "mine")
+    if scope not in queries.SCOPES:
+        raise services.InvalidDataError("unknown scope", fields={"scope": list(queries.SCOPES)})
+    filters = queries.TaskFilters(
+        scope=scope,
+        procedure=request.args.get("procedure") or None,
+        step=request.args.get("step") or None,
+        due_within_days=_int_arg("due_within_days", None),
+        q=request.args.get("q") or None,
+        limit=_int_arg("limit", 50, minimum=1) or 50,
+        offset=_int_arg("offset", 0) or 0,
+    )
+    session = db()
+    result = queries.list_tasks(session, _actor(), filters)
+    result["counts"] = queries.count_tasks(session, _actor())
+    return jsonify(result)
+
+
+@bp.get("/tasks/<task_id>")
+@login_required
+def task(task_id: str) -> ResponseReturnValue:
+    return jsonify(queries.get_task(db(), _actor(), task_id))
+
+
+@bp.post("/tasks/<task_id>/claim")
+@login_required
+def claim(task_id: str) -> ResponseReturnValue:
+    session = db()
+    queries.require_officer(_actor())
+    row = services.claim_task(session, task_id, actor=_actor())
+    session.commit()
+    return jsonify({"id": row.id, "assignee_id": row.assignee_id, "state": row.state})
+
+
+@bp.post("/tasks/<task_id>/unclaim")
+@login_required
+def unclaim(task_id: str) -> ResponseReturnValue:
+    session = db()
+    queries.require_officer(_actor())
+    queries.get_task(session, _actor(), task_id)  # scope check
+    row = services.unclaim_task(session, task_id, actor=_actor())
+    session.commit()
+    return jsonify({"id": row.id, "assignee_id": row.assignee_id, "state": row.state})
+
+
+@bp.post("/tasks/<task_id>/complete")
+@login_required
+def complete(task_id: str) -> ResponseReturnValue:
+    body = _json_body("data")
+    if not isinstance(body["data"], dict):
+        raise services.InvalidDataError("data must be an object", fields={"data": ["object"]})
+    session = db()
+    queries.require_officer(_actor())
+    dossier = services.complete_task(session, task_id, actor=_actor(), data=body["data"])
+    session.commit()
+    return jsonify({"dossier": dossier.code, "status": dossier.status, "status_code": dossier.status_code})
+
+
+@bp.get("/dossiers/<code>")
+@login_required
+def dossier(code: str) -> ResponseReturnValue:
+    session = db()
+    result = queries.get_dossier_for(session, _actor(), code)
+    session.commit()  # the officer's read is an audit event
+    return jsonify(result)
+
+
+@bp.get("/cases/<code>/history")
+@login_required
+def case_history(code: str) -> ResponseReturnValue:
+    session = db()
+    result = queries.history(session, _actor(), code)
+    session.commit()
+    return jsonify(result)
+
+
+@bp.get("/track/<code>")
+def track(code: str) -> ResponseReturnValue:
+    return jsonify(queries.track(db(), code, request.args.get("phone_last4", "")))

@@ -132,6 +132,9 @@ class User(Base):
     id_number: Mapped[str | None] = mapped_column(String(12), unique=True)  # CCCD for citizens
     title: Mapped[str | None] = mapped_column(String(120))  # e.g. "Chủ tịch UBND xã"
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Consecutive failed logins, and the lockout they caused.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     unit: Mapped[Unit | None] = relationship()
@@ -327,6 +330,7 @@ class Task(Base):
     spec_name: Mapped[str] = mapped_column(String(200))  # BPMN element id
     name: Mapped[str] = mapped_column(String(300))  # label shown to officers
     kind: Mapped[str] = mapped_column(String(20))  # user | service
+    form_key: Mapped[str | None] = mapped_column(String(80))  # the task form in the procedure catalogue
     lane: Mapped[str | None] = mapped_column(String(120))
     role: Mapped[str | None] = mapped_column(String(20))
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))

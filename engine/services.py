@@ -579,6 +579,7 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
                 spec_name=spiff_task.task_spec.name,
                 name=workflow.task_label(spiff_task),
                 kind=kind,
+                form_key=props.get("form"),
                 lane=lane,
                 role=lane_roles.get(lane) if lane else None,
                 unit_id=dossier.unit_id,

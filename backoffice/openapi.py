@@ -1,0 +1,135 @@
+"""The OpenAPI 3.1 document of /api/v1 (API.md). A test checks every API route is described here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message", "fields"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "fields": {"type": "object"}}}},
+}
+TASK = {
+    "type": "object",
+    "required": ["id", "name", "dossier", "procedure", "role", "due_at", "working_days_left", "state"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "step": {"type": "string"},
+        "dossier": {"type": "string"}, "applicant": {"type": "string"}, "procedure": {"type": "string"},
+        "procedure_name": {"type": "string"}, "role": {"type": ["string", "null"]},
+        "unit_id": {"type": "integer"}, "assignee_id": {"type": ["integer", "null"]},
+        "state": {"type": "string", "enum": ["ready", "started"]},
+        "due_at": {"type": ["string", "null"], "format": "date-time"},
+        "working_days_left": {"type": ["integer", "null"]},
+        "urgency": {"type": "string", "enum": ["on_track", "due_soon", "overdue"]},
+    },
+}
+DOSSIER = {
+    "type": "object",
+    "required": ["code", "status", "status_code", "procedure", "received_at", "due_at"],
+    "properties": {
+        "code": {"type": "string"}, "procedure": {"type": "string"}, "procedure_name": {"type": "string"},
+        "unit_id": {"type": "integer"}, "status": {"type": "string"},
+        "status_code": {"type": "integer", "minimum": 1, "maximum": 10}, "channel": {"type": "string"},
+        "applicant": {"type": "object"}, "form": {"type": "object"},
+        "received_at": {"type": "string", "format": "date-time"},
+        "due_at": {"type": ["string", "null"], "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        "clock_paused": {"type": "boolean"}, "working_days_left": {"type": ["integer", "null"]},
+        "fee_due": {"type": "integer"}, "version": {"type": "integer"},
+        "history": {"type": "array", "items": {"type": "object"}},
+    },
+}
+BEARER = [{"bearer": []}]
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(code): _json({"$ref": "#/components/schemas/Error"}, "error") for code in codes}
+
+
+def _op(summary: str, response: dict[str, Any], *errors: int, secured: bool = True, **extra: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": _json(response), **_errors(*errors)}, **extra}
+    if secured:
+        op["security"] = BEARER
+    return op
+
+
+CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+TASK_STATE = {"type": "object", "properties": {"id": {"type": "string"}, "assignee_id": {"type": ["integer", "null"]},
+                                              "state": {"type": "string"}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    ref = {"Task": {"$ref": "#/components/schemas/Task"}, "Dossier": {"$ref": "#/components/schemas/Dossier"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "motcua API", "version": "1",
+                 "description": "Back office of commune one-stop shops. Errors: {error: {code, message, fields}}."},
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": ERROR, "Task": TASK, "Dossier": DOSSIER},
+        },
+        "paths": {
+            "/openapi.json": {"get": _op("This document", {"type": "object"}, secured=False)},
+            "/health": {"get": _op("Liveness and database check", {"type": "object"}, secured=False)},
+            "/auth/login": {"post": {
+                "summary": "Log in; answers a bearer token",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}},
+                "responses": {"200": _json({"type": "object", "required": ["token"], "properties": {
+                    "token": {"type": "string"}, "user": {"type": "object"}}}), **_errors(400, 401, 422, 423)},
+            }},
+            "/units": {"get": _op("Communes", {"type": "array", "items": {"type": "object", "properties": {
+                "code": {"type": "string"}, "name": {"type": "string"}, "agency_code": {"type": "string"}}}},
+                secured=False)},
+            "/procedures": {"get": _op("Procedure catalogue", {"type": "array", "items": {"type": "object"}},
+                                       secured=False, parameters=[
+                {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                for n in ("q", "field", "online")])},
+            "/tasks": {"get": _op("Open user tasks visible to the caller, earliest due first", {
+                "type": "object", "required": ["items", "counts"], "properties": {
+                    "items": {"type": "array", "items": ref["Task"]}, "counts": {"type": "object"},
+                    "limit": {"type": "integer"}, "offset": {"type": "integer"}}}, 401, 403, 422, parameters=[
+                {"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["mine", "unit", "all"]}},
+                {"name": "procedure", "in": "query", "schema": {"type": "string"}},
+                {"name": "step", "in": "query", "schema": {"type": "string"}},
+                {"name": "q", "in": "query", "schema": {"type": "string"}},
+                {"name": "due_within_days", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}])},
+            "/tasks/{task_id}": {"get": _op("A task with its form (JSON Schema) and its dossier's data",
+                                            {"allOf": [ref["Task"], {"type": "object", "properties": {
+                                                "form": {"type": "object"}, "dossier_data": ref["Dossier"]}}]},
+                                            401, 403, 404, parameters=[TASK_ID])},
+            "/tasks/{task_id}/claim": {"post": _op("Claim a task", TASK_STATE, 401, 403, 404, 409,
+                                                   parameters=[TASK_ID])},
+            "/tasks/{task_id}/unclaim": {"post": _op("Release a claimed task", TASK_STATE, 401, 403, 404, 409,
+                                                     parameters=[TASK_ID])},
+            "/tasks/{task_id}/complete": {"post": {
+                **_op("Complete a task with its form data", {"type": "object", "properties": {
+                    "dossier": {"type": "string"}, "status": {"type": "string"},
+                    "status_code": {"type": "integer"}}}, 400, 401, 403, 404, 409, 422, parameters=[TASK_ID]),
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["data"], "properties": {"data": {"type": "object"}}}}}},
+            }},
+            "/dossiers/{code}": {"get": _op("A dossier: status, national status code, due date, history",
+                                            ref["Dossier"], 401, 403, 404, parameters=[CODE])},
+            "/cases/{code}/history": {"get": _op("Every audit event of a case", {"type": "array", "items": {
+                "type": "object", "properties": {"at": {"type": "string"}, "actor": {"type": "string"},
+                                                 "action": {"type": "string"}, "task": {"type": ["string", "null"]},
+                                                 "data": {"type": "object"}}}}, 401, 403, 404, parameters=[CODE])},
+            "/track/{code}": {"get": _op("Public tracking by dossier code and the last 4 phone digits", {
+                "type": "object", "properties": {"code": {"type": "string"}, "status": {"type": "string"},
+                                                 "status_code": {"type": "integer"},
+                                                 "due_at": {"type": ["string", "null"]}}}, 404, secured=False,
+                parameters=[CODE, {"name": "phone_last4", "in": "query", "required": True,
+                                   "schema": {"type": "string", "pattern": "^[0-9]{4}$"}}])},
+        },
+    }
