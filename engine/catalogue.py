@@ -45,13 +45,17 @@ def validation_context(path: Path) -> dict[str, Any]:
         return {"lane_roles": services.DEFAULT_LANE_ROLES, "task_forms": lifecycle_forms(folder.parent),
                 "process_id": workflow.LIFECYCLE_PROCESS, "require_called": False}
     if (folder / "procedure.yaml").is_file():
-        definition = load_definition(folder)
-        forms_ = dict(definition.data.get("task_forms") or {})
-        if definition.library:
-            forms_ = {**lifecycle_forms(folder.parent), **forms_}
-        return {"library": definition.library, "lane_roles": {**services.DEFAULT_LANE_ROLES, **definition.lane_roles},
-                "task_forms": forms_}
+        return definition_validation_context(load_definition(folder))
     return {"lane_roles": services.DEFAULT_LANE_ROLES}
+
+
+def definition_validation_context(definition: ProcedureDefinition) -> dict[str, Any]:
+    """How to validate a loaded procedure's BPMN: its lifecycle, lane roles and task forms."""
+    forms_ = dict(definition.data.get("task_forms") or {})
+    if definition.library:
+        forms_ = {**lifecycle_forms(definition.path.parent), **forms_}
+    return {"library": definition.library, "lane_roles": {**services.DEFAULT_LANE_ROLES, **definition.lane_roles},
+            "task_forms": forms_}
 
 
 def default_processes_dir() -> Path:
@@ -108,7 +112,8 @@ def sync_procedure(session: Session, definition: ProcedureDefinition, *, actor: 
 
     data = definition.data
     bpmn_path = definition.path / data["bpmn"]
-    problems = validate_bpmn(definition.bpmn_xml, filename=str(bpmn_path), **validation_context(bpmn_path))
+    context = definition_validation_context(definition)
+    problems = validate_bpmn(definition.bpmn_xml, filename=str(bpmn_path), **context)
     if problems:
         raise CatalogueError("\n".join(f"{bpmn_path}:{p.line or 0}: {p.message}" for p in problems))
     procedure = session.scalar(select(Procedure).where(Procedure.code == definition.code))
@@ -123,8 +128,7 @@ def sync_procedure(session: Session, definition: ProcedureDefinition, *, actor: 
     procedure.legal_time_value = float(data["legal_time"].get("value") or 0)
     procedure.legal_time_unit = data["legal_time"]["unit"]
     catalogue = {k: data[k] for k in CATALOGUE_KEYS if k in data}
-    if definition.library:
-        catalogue["task_forms"] = {**lifecycle_forms(definition.path.parent), **catalogue.get("task_forms", {})}
+    catalogue["task_forms"] = context["task_forms"]  # the procedure's forms and the lifecycle's
     for name, schema in catalogue.get("task_forms", {}).items():
         try:
             forms.check_schema(schema)

@@ -23,7 +23,6 @@ from engine.models import (
     Role,
     Task,
     Unit,
-    User,
 )
 from engine.services import Actor, ForbiddenError, NotFoundError, calendar_for, get_dossier, view_dossier
 
@@ -243,8 +242,4 @@ def track(session: Session, code: str, phone_last4: str) -> dict[str, Any]:
 
 def units(session: Session) -> list[Unit]:
     return list(session.scalars(select(Unit).order_by(Unit.code)))
-
-
-def user_by_id(session: Session, user_id: int) -> User | None:
-    return session.get(User, user_id)
 

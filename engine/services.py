@@ -57,7 +57,6 @@ DEFAULT_LANE_ROLES: dict[str, str] = {
 }
 # While the legal clock is stopped, deadline timers wait here (far future) until it restarts.
 PAUSED_UNTIL = datetime(9999, 1, 1, tzinfo=VN_TZ)
-DEADLINE_VARIABLES = ("due_at", "warning_at")
 MAX_SERVICE_ATTEMPTS = 8
 MAX_ENGINE_PASSES = 50
 # Called with the workflow after each engine step, before history compaction (instrumentation:
@@ -515,14 +514,31 @@ def _resume_clock(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: 
     if pause is not None:
         pause.ended_at = now
     dossier.clock_paused_at = None
-    dossier.due_at = legal_due(cal, dossier_terms(dossier), now)
-    _set_deadlines(wf, {"due_at": dossier.due_at, "warning_at": warning_for(cal, dossier.due_at, now)})
-    # The open tasks follow the restarted legal time.
+    _set_due(session, dossier, wf, legal_due(cal, dossier_terms(dossier), now), cal=cal)
+
+
+def _set_due(
+    session: Session,
+    dossier: Dossier,
+    wf: BpmnWorkflow,
+    new_due: datetime,
+    *,
+    cal: WorkingCalendar,
+    actor: Actor | None = None,
+    reason: str | None = None,
+) -> None:
+    """Give the dossier a new due moment: the process's deadline timers and the open tasks follow
+    it; with a ``reason``, the change is audited."""
+    old = dossier.due_at
+    dossier.due_at = new_due
+    _set_deadlines(wf, {"due_at": new_due, "warning_at": warning_for(cal, new_due, clock.now())})
     session.execute(
-        update(Task)
-        .where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES))
-        .values(due_at=dossier.due_at)
+        update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
     )
+    if reason is not None:
+        _audit(session, actor or SYSTEM_ACTOR, "due_date_changed", dossier,
+               data={"from": to_vn(old).isoformat() if old else None, "to": to_vn(new_due).isoformat(),
+                     "reason": reason})
 
 
 def _set_deadlines(wf: BpmnWorkflow, values: Mapping[str, datetime]) -> None:
@@ -569,7 +585,7 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
             task_due = task_deadline(cal, props["deadline"], now)
             due = min(task_due, due) if due else task_due
         if props.get("extends_deadline") and dossier.clock_paused_at is None:
-            _extend_deadline(session, dossier, wf, props["extends_deadline"], cal=cal, now=now)
+            _extend_deadline(session, dossier, wf, props["extends_deadline"], cal=cal)
             due = dossier.due_at
         kind = "service" if workflow.is_service_task(spiff_task) else "user"
         session.add(
@@ -593,7 +609,7 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
 
 
 def _extend_deadline(
-    session: Session, dossier: Dossier, wf: BpmnWorkflow, reason: str, *, cal: WorkingCalendar, now: datetime
+    session: Session, dossier: Dossier, wf: BpmnWorkflow, reason: str, *, cal: WorkingCalendar
 ) -> None:
     """Apply the procedure's extension (e.g. verification) from the catalogue's legal time.
 
@@ -623,15 +639,7 @@ def _extend_deadline(
         raise ServiceError(f"unsupported extension unit {unit!r}")
     if dossier.due_at is not None and new_due <= dossier.due_at:
         return
-    old = dossier.due_at
-    dossier.due_at = new_due
-    _set_deadlines(wf, {"due_at": new_due, "warning_at": warning_for(cal, new_due, clock.now())})
-    session.execute(
-        update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
-    )
-    _audit(session, SYSTEM_ACTOR, "due_date_changed", dossier,
-           data={"from": to_vn(old).isoformat() if old else None, "to": to_vn(new_due).isoformat(),
-                 "reason": reason, "at": now.isoformat()})
+    _set_due(session, dossier, wf, new_due, cal=cal, reason=reason)
 
 
 def _queue_service_call(session: Session, dossier: Dossier, task: SpiffTask, *, now: datetime) -> None:
@@ -931,15 +939,7 @@ def _move_due_date(
     if dossier.due_at is not None and new_due <= dossier.due_at:
         raise InvalidDataError("the new date must be after the current appointment",
                                fields={"new_due_date": [f"after {to_vn(dossier.due_at).date().isoformat()}"]})
-    old = dossier.due_at
-    dossier.due_at = new_due
-    _set_deadlines(wf, {"due_at": new_due, "warning_at": warning_for(cal, new_due, clock.now())})
-    session.execute(
-        update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
-    )
-    _audit(session, actor, "due_date_changed", dossier,
-           data={"from": to_vn(old).isoformat() if old else None, "to": to_vn(new_due).isoformat(),
-                 "reason": "apology"})
+    _set_due(session, dossier, wf, new_due, cal=cal, actor=actor, reason="apology")
 
 
 def request_apology(session: Session, code: str, *, actor: Actor, reason: str) -> Dossier:

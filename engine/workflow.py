@@ -235,10 +235,6 @@ def _specs_for(content_hash_: str, spec_json: SpecSource) -> tuple[Any, dict[str
     return spec, subprocess_specs
 
 
-def script_engine() -> RestrictedScriptEngine:
-    return _SCRIPT_ENGINE
-
-
 # The working-day calendar of the database the current step runs against (set by the case service).
 current_calendar: ContextVar[WorkingCalendar | None] = ContextVar("motcua_calendar", default=None)
 

@@ -150,6 +150,33 @@ def test_officers_work_a_dossier_through_the_api(app):
     assert "dossier_viewed" in actions  # the justice officer's read was recorded
 
 
+def test_inbox_filters_and_search(app):
+    client = app.test_client()
+    code = _submit(app)
+    headers = _token(client, "onestop.anhoathinh")
+
+    def dossiers(query: str) -> set[str]:
+        response = client.get(f"/api/v1/tasks?scope=all&{query}", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return {item["dossier"] for item in response.get_json()["items"]}
+
+    assert code in dossiers(f"q={code}")
+    assert dossiers(f"q={code}") == {code}
+    assert code in dossiers("q=001199000111")  # applicant's ID number
+    assert code in dossiers("q=Thị Dung")  # part of the applicant's name
+    assert code not in dossiers("q=Nguyễn Văn Không Có")
+    assert code in dossiers(f"procedure={PROCEDURE}&step=receive")
+    assert code not in dossiers("step=appraise")
+    assert code in dossiers("due_within_days=0")  # the receive task is due today
+    clock.freeze(datetime(2026, 11, 13, 9, 0, tzinfo=VN_TZ))  # the Friday before: due Monday
+    assert code not in dossiers("due_within_days=0")
+    assert code in dossiers("due_within_days=1")
+    bad = client.get("/api/v1/tasks?scope=everything", headers=headers)
+    assert bad.status_code == 422
+    assert client.get("/api/v1/tasks?limit=zero", headers=headers).get_json()["error"]["fields"] == {
+        "limit": ["integer"]}
+
+
 def test_public_tracking_needs_the_phone_digits(app):
     client = app.test_client()
     code = _submit(app)
