@@ -135,6 +135,10 @@ class User(Base):
     # Consecutive failed logins, and the lockout they caused.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
+    # TOTP second factor (RFC 6238, base32 secret); required for leaders. The last accepted time
+    # step is kept so a code cannot be replayed.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     unit: Mapped[Unit | None] = relationship()
