@@ -1,14 +1,17 @@
 # motcua: two commands from a fresh clone.
 #   make run   — install, migrate a SQLite database, seed demo data, serve http://127.0.0.1:5000
 #   make test  — install, lint, type-check, run every test (integration tests need PostgreSQL and
-#                RabbitMQ on 127.0.0.1; with CI=true their absence is a failure)
+#                RabbitMQ on 127.0.0.1; with CI=true their absence is a failure; browser tests use
+#                Debian's chromium, which `make browser` installs with apt-get when it is missing)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test lint typecheck unit integration bench clean
+.PHONY: install run test lint typecheck unit integration e2e browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Front-end libraries (bpmn-js) come from npm, pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
 
 run: install
 	$(BIN)/motcua db upgrade
@@ -35,11 +47,14 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
-test: lint typecheck
+e2e: install browser
+	$(BIN)/pytest tests/e2e
+
+test: lint typecheck browser
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/motcua bench engine --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules instance .pytest_cache .mypy_cache .ruff_cache

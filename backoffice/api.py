@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select, text
 
@@ -13,6 +14,7 @@ from backoffice.errors import error_response, service_error
 from backoffice.extensions import db
 from backoffice.openapi import openapi_document
 from engine import accounts, queries, services
+from engine.calendar import to_vn
 from engine.models import Procedure
 from engine.services import Actor, ServiceError
 
@@ -33,6 +35,13 @@ def _not_found(_exc: Exception) -> ResponseReturnValue:
 @bp.errorhandler(405)
 def _not_allowed(_exc: Exception) -> ResponseReturnValue:
     return error_response(405, "method_not_allowed", "method not allowed here")
+
+
+@bp.errorhandler(413)
+def _too_large(_exc: Exception) -> ResponseReturnValue:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return error_response(413, "too_large", f"the request body is larger than {limit} bytes",
+                          {"body": [f"at most {limit} bytes"]})
 
 
 def _actor() -> Actor:
@@ -71,6 +80,23 @@ def login() -> ResponseReturnValue:
     except accounts.LoginError as exc:
         session.commit()  # the failure counter and the audit event are kept
         return error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized", exc.message)
+    if accounts.totp_required(user):
+        # Leaders (and users who enrolled) prove a second factor: the code of their authenticator
+        # app in "otp". Enrolment itself happens at the first login in the back office.
+        if not user.totp_secret:
+            session.commit()
+            return error_response(403, "totp_enrolment_required",
+                                  "set up two-step login in the back office (/login) first")
+        otp = body.get("otp")
+        if not otp:
+            session.commit()
+            return jsonify({"otp_required": True, "method": "totp"})
+        try:
+            accounts.verify_totp(session, user, str(otp))
+        except accounts.LoginError as exc:
+            session.commit()
+            return error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized",
+                                  exc.message, {"otp": ["wrong or already used code"]})
     session.commit()
     return jsonify({"token": issue_token(user), "user": {"username": user.username, "roles": sorted(user.roles),
                                                          "unit_id": user.unit_id}})
@@ -182,6 +208,74 @@ def complete(task_id: str) -> ResponseReturnValue:
     dossier = services.complete_task(session, task_id, actor=_actor(), data=body["data"])
     session.commit()
     return jsonify({"dossier": dossier.code, "status": dossier.status, "status_code": dossier.status_code})
+
+
+def _object(body: dict[str, Any], name: str, *, required: bool = False) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, dict):
+        raise services.InvalidDataError(f"{name} must be an object", fields={name: ["object"]})
+    return value
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise services.InvalidDataError(f"{name} is required", fields={name: ["required"]})
+    return value.strip()
+
+
+@bp.post("/dossiers")
+@login_required
+def submit_dossier() -> ResponseReturnValue:
+    body = _json_body("procedure", "unit", "applicant")
+    attachments = body.get("attachments")
+    if attachments is not None and not isinstance(attachments, list):
+        raise services.InvalidDataError("attachments must be a list", fields={"attachments": ["list"]})
+    channel = body.get("channel")
+    session = db()
+    dossier = services.submit_dossier_as(
+        session,
+        actor=_actor(),
+        procedure_code=_text(body, "procedure"),
+        unit_code=_text(body, "unit"),
+        applicant=_object(body, "applicant", required=True) or {},
+        form=_object(body, "form"),
+        delivery=_object(body, "delivery"),
+        attachments=attachments,
+        channel=str(channel) if channel is not None else None,
+    )
+    result = {"code": dossier.code, "status": dossier.status, "status_code": dossier.status_code,
+              "due_at": to_vn(dossier.due_at).isoformat() if dossier.due_at else None}
+    session.commit()
+    return jsonify(result), 201, {"Location": url_for(".dossier", code=result["code"])}
+
+
+@bp.get("/dossiers/<code>/documents")
+@login_required
+def documents(code: str) -> ResponseReturnValue:
+    session = db()
+    rows = queries.list_documents(session, _actor(), code)
+    session.commit()  # the officer's read is an audit event
+    for row in rows:
+        row["url"] = url_for(".attachment", code=code, attachment_id=row["id"])
+    return jsonify(rows)
+
+
+@bp.get("/dossiers/<code>/attachments/<int:attachment_id>")
+@login_required
+def attachment(code: str, attachment_id: int) -> ResponseReturnValue:
+    session = db()
+    row = queries.get_attachment(session, _actor(), code, attachment_id)
+    content, mime, name = row.content, row.mime, row.name
+    session.commit()  # the officer's read is an audit event
+    # Shown inline in the task page; the type was checked against the content at upload, and
+    # nosniff keeps browsers from guessing another one.
+    response = send_file(io.BytesIO(content), mimetype=mime, as_attachment=False, download_name=name, etag=False)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"  # scans of ID papers: not kept on shared PCs
+    return response
 
 
 @bp.get("/dossiers/<code>")

@@ -7,16 +7,23 @@ from typing import Any
 from flask import Flask
 
 from connectors import build_registry
+from engine import services
 from engine.config import Settings
 from engine.db import make_engine, make_session_factory
 from engine.jobs import EmbeddedWorker, attach_dispatcher
+
+# A submission carries its files in base64 (4/3 of their size) inside the JSON body, with the form
+# around them: the body limit follows the attachments' total (engine.services), plus 1 MiB. A larger
+# body is refused with 413 before it is read.
+MAX_REQUEST_BYTES = services.MAX_ATTACHMENTS_TOTAL_BYTES * 4 // 3 + 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     """Build the web app. ``start_worker`` starts the embedded worker thread (``motcua serve``)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, JSON_AS_ASCII=False, TESTING=settings.is_test)
+    app.config.update(SECRET_KEY=settings.secret_key, JSON_AS_ASCII=False, TESTING=settings.is_test,
+                      MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     engine = make_engine(settings)
     factory = make_session_factory(engine)
@@ -41,11 +48,24 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         if start_worker:
             worker.start()
 
+    from backoffice.i18n import init_i18n
+    from backoffice.security import init_security
+
+    init_security(app)
+    init_i18n(app)
+
+    from backoffice.admin import init_admin
     from backoffice.api import bp as api_bp
+    from backoffice.views import bp as views_bp
+    from backoffice.views import page_error
     from backoffice.web import bp as web_bp
 
     app.register_blueprint(web_bp)
+    app.register_blueprint(views_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    for status in (400, 403, 404, 405, 413):
+        app.register_error_handler(status, page_error)
+    init_admin(app)
     if settings.is_test:
         from backoffice.testmode import bp as test_bp
 

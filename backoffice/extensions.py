@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from connectors.registry import ConnectorRegistry
 from engine.config import Settings
@@ -23,6 +23,12 @@ class Motcua:
     registry: ConnectorRegistry
     worker: EmbeddedWorker | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # One session per application context (request), shared by the views and Flask-Admin: with
+    # SQLite a second session would wait on the first one's write lock.
+    scoped: scoped_session[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scoped = scoped_session(self.factory, scopefunc=lambda: id(g._get_current_object()))
 
     @property
     def lease(self) -> timedelta:
@@ -36,13 +42,8 @@ def motcua(app: Flask | None = None) -> Motcua:
 
 def db() -> Session:
     """The request's session; the view commits, teardown closes (and rolls back what was not)."""
-    if "db" not in g:
-        g.db = motcua().factory()
-    session: Session = g.db
-    return session
+    return motcua().scoped()
 
 
 def close_db(_exc: BaseException | None = None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
+    motcua().scoped.remove()

@@ -40,6 +40,53 @@ DOSSIER = {
         "history": {"type": "array", "items": {"type": "object"}},
     },
 }
+ATTACHMENT_UPLOAD = {
+    "type": "object",
+    "required": ["name", "content_base64", "mime"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "file name, no folders"},
+        "content_base64": {"type": "string", "contentEncoding": "base64",
+                           "description": "at most 10 MiB per file, 30 MiB per dossier; the first bytes must "
+                                          "match the mime type"},
+        "mime": {"type": "string", "enum": ["application/pdf", "image/jpeg", "image/png"]},
+    },
+}
+SUBMISSION = {
+    "type": "object",
+    "required": ["procedure", "unit", "applicant"],
+    "properties": {
+        "procedure": {"type": "string", "description": "procedure code from GET /procedures"},
+        "unit": {"type": "string", "description": "unit code from GET /units"},
+        "applicant": {"type": "object", "properties": {
+            "type": {"type": "string", "description": "individual or organisation"},
+            "full_name": {"type": "string", "description": "required from officers; a citizen's comes from the "
+                                                           "account"},
+            "id_number": {"type": "string"}, "phone": {"type": "string"}, "email": {"type": "string"}}},
+        "form": {"type": "object", "description": "validated by the procedure's form_schema"},
+        "delivery": {"type": "object", "required": ["method"], "properties": {
+            "method": {"type": "string", "enum": ["counter", "post"]}, "address": {"type": "string"}}},
+        "channel": {"type": "string", "enum": ["online", "counter", "post"],
+                    "description": "citizens: online; officers: counter (default) or post"},
+        "attachments": {"type": "array", "maxItems": 20, "items": ATTACHMENT_UPLOAD},
+    },
+}
+SUBMITTED = {
+    "type": "object",
+    "required": ["code", "status", "status_code", "due_at"],
+    "properties": {"code": {"type": "string"}, "status": {"type": "string"},
+                   "status_code": {"type": "integer", "minimum": 1, "maximum": 10},
+                   "due_at": {"type": ["string", "null"], "format": "date-time"}},
+}
+DOCUMENT = {
+    "type": "object",
+    "required": ["id", "kind", "name", "mime", "size", "sha256", "uploaded_at", "url"],
+    "properties": {
+        "id": {"type": "integer"}, "kind": {"type": "string", "enum": ["submission", "supplement"]},
+        "name": {"type": "string"}, "mime": {"type": "string"}, "size": {"type": "integer"},
+        "sha256": {"type": "string"}, "uploaded_at": {"type": "string", "format": "date-time"},
+        "url": {"type": "string", "description": "GET it for the content (inline)"},
+    },
+}
 BEARER = [{"bearer": []}]
 
 
@@ -60,6 +107,7 @@ def _op(summary: str, response: dict[str, Any], *errors: int, secured: bool = Tr
 
 CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+ATTACHMENT_ID = {"name": "attachment_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 TASK_STATE = {"type": "object", "properties": {"id": {"type": "string"}, "assignee_id": {"type": ["integer", "null"]},
                                               "state": {"type": "string"}}}
 
@@ -73,18 +121,22 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR, "Task": TASK, "Dossier": DOSSIER},
+            "schemas": {"Error": ERROR, "Task": TASK, "Dossier": DOSSIER, "Submission": SUBMISSION,
+                        "Submitted": SUBMITTED, "Document": DOCUMENT},
         },
         "paths": {
             "/openapi.json": {"get": _op("This document", {"type": "object"}, secured=False)},
             "/health": {"get": _op("Liveness and database check", {"type": "object"}, secured=False)},
             "/auth/login": {"post": {
-                "summary": "Log in; answers a bearer token",
+                "summary": "Log in; answers a bearer token, or otp_required when a second factor is due "
+                           "(leaders: the 6-digit TOTP code in otp)",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["username", "password"],
-                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}},
-                "responses": {"200": _json({"type": "object", "required": ["token"], "properties": {
-                    "token": {"type": "string"}, "user": {"type": "object"}}}), **_errors(400, 401, 422, 423)},
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"},
+                                   "otp": {"type": "string"}}}}}},
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "token": {"type": "string"}, "user": {"type": "object"}, "otp_required": {"type": "boolean"},
+                    "method": {"type": "string"}}}), **_errors(400, 401, 403, 422, 423)},
             }},
             "/units": {"get": _op("Communes", {"type": "array", "items": {"type": "object", "properties": {
                 "code": {"type": "string"}, "name": {"type": "string"}, "agency_code": {"type": "string"}}}},
@@ -118,6 +170,26 @@ def openapi_document() -> dict[str, Any]:
                     "status_code": {"type": "integer"}}}, 400, 401, 403, 404, 409, 422, parameters=[TASK_ID]),
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["data"], "properties": {"data": {"type": "object"}}}}}},
+            }},
+            "/dossiers": {"post": {
+                "summary": "Submit a dossier (citizen: online, for themselves; one-stop officer: for their unit)",
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Submission"}}}},
+                "responses": {"201": _json({"$ref": "#/components/schemas/Submitted"}, "submitted"),
+                              **_errors(401, 403, 413, 422)},
+            }},
+            "/dossiers/{code}/documents": {"get": _op(
+                "The dossier's files (attachments; later generated PDFs) with download URLs",
+                {"type": "array", "items": {"$ref": "#/components/schemas/Document"}}, 401, 403, 404,
+                parameters=[CODE])},
+            "/dossiers/{code}/attachments/{attachment_id}": {"get": {
+                "summary": "An attachment's content, served inline with its mime type",
+                "security": BEARER,
+                "parameters": [CODE, ATTACHMENT_ID],
+                "responses": {"200": {"description": "the file", "content": {
+                    mime: {"schema": {"type": "string", "format": "binary"}}
+                    for mime in ("application/pdf", "image/jpeg", "image/png")}}, **_errors(401, 403, 404)},
             }},
             "/dossiers/{code}": {"get": _op("A dossier: status, national status code, due date, history",
                                             ref["Dossier"], 401, 403, 404, parameters=[CODE])},

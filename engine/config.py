@@ -62,6 +62,10 @@ class Settings:
     sms_secret: str = ""
     smtp_host: str = ""
     smtp_port: int = 25
+    # Where npm installed the front-end libraries (bpmn-js); empty = node_modules of the checkout.
+    node_modules: str = ""
+    # Default UI language (vi); users may switch to en.
+    default_locale: str = "vi"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +115,8 @@ class Settings:
             raise ConfigError("MOTCUA_DATABASE_URL is empty")
         if self.worker == "celery" and not self.broker_url:
             raise ConfigError("MOTCUA_WORKER=celery needs MOTCUA_BROKER_URL")
+        if self.default_locale not in ("vi", "en"):
+            raise ConfigError("MOTCUA_DEFAULT_LOCALE must be vi or en")
         if self.worker_interval <= 0:
             raise ConfigError("MOTCUA_WORKER_INTERVAL must be positive")
         if self.env == "production":

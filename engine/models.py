@@ -286,6 +286,40 @@ class ClockPause(Base):
     ended_at: Mapped[datetime | None] = mapped_column()
 
 
+class AttachmentKind(enum.StrEnum):
+    """Why a file joined the dossier."""
+
+    SUBMISSION = "submission"  # sent with the dossier
+    SUPPLEMENT = "supplement"  # sent after a supplement request (Mẫu 02)
+
+
+class Attachment(Base):
+    """A file of a dossier (giấy tờ kèm theo): a scan or PDF sent by the applicant or the officer.
+
+    The content stays in the database (deferred: listing a dossier's files never loads it); the
+    SHA-256 lets an auditor prove which file was received.
+    """
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    mime: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    kind: Mapped[str] = mapped_column(String(20), default=AttachmentKind.SUBMISSION.value)
+    uploaded_at: Mapped[datetime] = mapped_column()
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    dossier: Mapped[Dossier] = relationship()
+
+    @validates("kind")
+    def _check_kind(self, _key: str, value: str) -> str:
+        return AttachmentKind(value).value
+
+
 class DossierCodeCounter(Base):
     """Per unit and day sequence for dossier codes; incremented atomically with an upsert."""
 

@@ -10,19 +10,23 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from engine import clock
 from engine.calendar import WorkingCalendar, to_vn
 from engine.models import (
     OFFICER_ROLES,
     OPEN_TASK_STATES,
+    Attachment,
     AuditEvent,
     Dossier,
     Procedure,
+    ProcessSpec,
     Role,
     Task,
     Unit,
+    User,
+    UserRole,
 )
 from engine.services import Actor, ForbiddenError, NotFoundError, calendar_for, get_dossier, view_dossier
 
@@ -217,6 +221,54 @@ def get_dossier_for(session: Session, actor: Actor, code: str) -> dict[str, Any]
     return result
 
 
+def _readable_dossier(session: Session, actor: Actor, code: str, *, purpose: str) -> Dossier:
+    """The dossier when the caller may read it (as :func:`get_dossier_for`); officers' and
+    auditors' reads are audited with ``purpose``."""
+    dossier = get_dossier(session, code)
+    if not can_read_dossier(actor, dossier):
+        raise ForbiddenError("this dossier belongs to another unit")
+    if is_officer(actor) or Role.AUDITOR.value in actor.roles:
+        view_dossier(session, code, actor=actor, purpose=purpose)
+    return dossier
+
+
+def attachment_row(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment.id,
+        "kind": attachment.kind,
+        "name": attachment.name,
+        "mime": attachment.mime,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+        "uploaded_at": to_vn(attachment.uploaded_at).isoformat(),
+    }
+
+
+def list_documents(session: Session, actor: Actor, code: str) -> list[dict[str, Any]]:
+    """A dossier's files (the applicant's attachments; later the generated PDFs), oldest first,
+    for the owner, officers of its unit and auditors. Contents are not loaded."""
+    dossier = _readable_dossier(session, actor, code, purpose="documents")
+    rows = session.scalars(select(Attachment).where(Attachment.dossier_id == dossier.id).order_by(Attachment.id))
+    return [attachment_row(a) for a in rows]
+
+
+def get_attachment(session: Session, actor: Actor, code: str, attachment_id: int) -> Attachment:
+    """One file of a dossier with its content, under the dossier's read rules; audited for
+    officers and auditors (a scanned ID card is personal data)."""
+    dossier = get_dossier(session, code)
+    if not can_read_dossier(actor, dossier):
+        raise ForbiddenError("this dossier belongs to another unit")
+    attachment = session.scalar(
+        select(Attachment).where(Attachment.id == attachment_id, Attachment.dossier_id == dossier.id)
+        .options(undefer(Attachment.content))
+    )
+    if attachment is None:
+        raise NotFoundError(f"dossier {code} has no attachment {attachment_id}")
+    if is_officer(actor) or Role.AUDITOR.value in actor.roles:
+        view_dossier(session, code, actor=actor, purpose=f"attachment {attachment_id}")
+    return attachment
+
+
 def history(session: Session, actor: Actor, code: str) -> list[dict[str, Any]]:
     """Every audit event of a case, for officers of its unit and auditors."""
     dossier = get_dossier(session, code)
@@ -243,3 +295,115 @@ def track(session: Session, code: str, phone_last4: str) -> dict[str, Any]:
 def units(session: Session) -> list[Unit]:
     return list(session.scalars(select(Unit).order_by(Unit.code)))
 
+
+
+# --- case page ------------------------------------------------------------------------------------
+
+def handover_result(completed_at: datetime, due_at: datetime | None) -> str:
+    """Mẫu 05 result of one step: early (finished on a day before the due day), on time, late."""
+    if due_at is None:
+        return "on_time"
+    if completed_at > due_at:
+        return "late"
+    return "early" if to_vn(completed_at).date() < to_vn(due_at).date() else "on_time"
+
+
+def control_sheet(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
+    """Circular 01/2018 Mẫu 05 (processing control sheet): one row per hand-over between steps —
+    who handed the dossier to whom and when, and whether the step was early, on time or late."""
+    tasks = session.scalars(
+        select(Task).where(Task.dossier_id == dossier.id, Task.kind == "user").order_by(Task.created_at, Task.id)
+    ).all()
+    names = {u.id: u for u in session.scalars(select(User).where(User.id.in_(
+        {t.completed_by_id for t in tasks if t.completed_by_id} | {t.assignee_id for t in tasks if t.assignee_id})))}
+    rows = []
+    for task in tasks:
+        officer = names.get(task.completed_by_id or task.assignee_id or -1)
+        rows.append({
+            "task": task.name,
+            "step": task.spec_name,
+            "role": task.role,
+            "received_at": to_vn(task.created_at).isoformat(),
+            "due_at": to_vn(task.due_at).isoformat() if task.due_at else None,
+            "completed_at": to_vn(task.completed_at).isoformat() if task.completed_at else None,
+            "officer": officer.full_name if officer else None,
+            "decision": task.decision,
+            "result": handover_result(task.completed_at, task.due_at) if task.completed_at else None,
+            "state": task.state,
+        })
+    return rows
+
+
+def diagram_markers(session: Session, dossier: Dossier) -> dict[str, str]:
+    """BPMN element id → completed | active | overdue, from the case's task projection."""
+    now = clock.now()
+    markers: dict[str, str] = {}
+    for task in session.scalars(select(Task).where(Task.dossier_id == dossier.id).order_by(Task.created_at)):
+        if task.state in OPEN_TASK_STATES:
+            overdue = task.due_at is not None and task.due_at < now
+            markers[task.spec_name] = "overdue" if overdue else "active"
+        elif markers.get(task.spec_name) not in ("active", "overdue"):
+            markers[task.spec_name] = "completed"
+    return markers
+
+
+def case_diagrams(session: Session, dossier: Dossier) -> list[dict[str, str]]:
+    """The BPMN documents the case runs: the procedure's own process and the one-stop lifecycle."""
+    spec = session.get(ProcessSpec, dossier.model_version.content_hash)
+    if spec is None:
+        return []
+    documents = [{"name": "procedure", "xml": spec.bpmn_xml}]
+    documents += [{"name": f"lifecycle-{i}", "xml": xml} for i, xml in enumerate(spec.library or [])]
+    return documents
+
+
+def latest_proposal(session: Session, dossier: Dossier) -> dict[str, Any] | None:
+    """The specialist's last proposal (the draft result the leader decides on)."""
+    for event in session.scalars(select(AuditEvent).where(
+            AuditEvent.dossier_id == dossier.id, AuditEvent.action == "task_completed").order_by(AuditEvent.id.desc())):
+        form = (event.data or {}).get("form") or {}
+        if str(form.get("decision", "")).startswith("propose_"):
+            return {"at": to_vn(event.at).isoformat(), "actor": event.actor, "form": form}
+    return None
+
+
+def unit_officers(session: Session, unit_id: int, role: str | None) -> list[User]:
+    """Active officers of a unit holding ``role`` (candidates for a reassignment)."""
+    query = select(User).where(User.unit_id == unit_id, User.is_active).order_by(User.full_name)
+    if role:
+        query = query.join(UserRole, UserRole.user_id == User.id).where(UserRole.role == role)
+    return list(session.scalars(query))
+
+
+def approval_queue(session: Session, actor: Actor, *, form_keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The leader's open approvals (results and apology letters to sign), earliest deadline first,
+    each with the specialist's proposal."""
+    require_officer(actor)
+    if Role.LEADER.value not in actor.roles:
+        raise ForbiddenError("leaders only")
+    cal = calendar_for(session)
+    now = clock.now()
+    rows = session.execute(
+        select(Task, Dossier, Procedure.code, Procedure.name_vi)
+        .join(Dossier, Dossier.id == Task.dossier_id)
+        .join(Procedure, Procedure.id == Dossier.procedure_id)
+        .where(Task.unit_id == actor.unit_id, Task.role == Role.LEADER.value, Task.kind == "user",
+               Task.state.in_(OPEN_TASK_STATES), Task.form_key.in_(form_keys),
+               or_(Task.assignee_id.is_(None), Task.assignee_id == actor.user_id))
+        .order_by(Task.due_at.asc().nulls_last(), Task.id)
+        .limit(MAX_PAGE)
+    ).all()
+    result = []
+    for task, dossier, proc_code, proc_name in rows:
+        item = task_row(task, dossier.code, dossier.applicant_name, proc_code, proc_name, cal=cal, now=now)
+        item["form_key"] = task.form_key
+        item["proposal"] = latest_proposal(session, dossier)
+        item["form"] = dossier.form
+        result.append(item)
+    return result
+
+
+def attachments_of(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
+    """The dossier's attachments, metadata only (the caller has checked access)."""
+    rows = session.scalars(select(Attachment).where(Attachment.dossier_id == dossier.id).order_by(Attachment.id))
+    return [attachment_row(a) for a in rows]

@@ -7,6 +7,9 @@ step on a case runs under the dossier's row lock (``SELECT … FOR UPDATE``) and
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import time as _time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ from engine.calendar import VN_TZ, CalendarDay, WorkingCalendar, load_seed_days,
 from engine.models import (
     OFFICER_ROLES,
     OPEN_TASK_STATES,
+    Attachment,
+    AttachmentKind,
     CalendarEntry,
     ClockPause,
     Dossier,
@@ -37,6 +42,7 @@ from engine.models import (
     Procedure,
     ProcessModelVersion,
     ProcessSpec,
+    Role,
     ServiceCall,
     Task,
     TaskState,
@@ -676,6 +682,122 @@ def _sync_timers(session: Session, dossier: Dossier, wf: BpmnWorkflow) -> None:
             row.run_at = due
 
 
+# --- attachments ------------------------------------------------------------------------------
+
+# What an applicant may attach: scans and PDFs only, checked by their first bytes as well, so a
+# browser shown a file inline never gets HTML or script under an image's name.
+ATTACHMENT_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+}
+# Limits keep one dossier within what a request, a database row and an officer's screen handle:
+# a phone photo or a multi-page scanned PDF fits in 10 MiB; a dossier's usual 3–6 papers in 30 MiB.
+# The web app derives its request body limit (MAX_CONTENT_LENGTH) from the total.
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+MAX_ATTACHMENTS_TOTAL_BYTES = 30 * 1024 * 1024
+MAX_ATTACHMENTS = 20
+MAX_ATTACHMENT_NAME = 200  # characters, the attachment.name column
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An attachment that passed validation: decoded content and its fingerprint."""
+
+    name: str
+    mime: str
+    content: bytes
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    def summary(self) -> dict[str, Any]:
+        """What the audit log keeps of a file: never its content."""
+        return {"name": self.name, "mime": self.mime, "size": self.size, "sha256": self.sha256}
+
+
+def _check_attachment_name(value: Any) -> str | None:
+    """The problem with a file name, or None; the name is shown and offered as a download name."""
+    if not isinstance(value, str) or not value.strip():
+        return "required"
+    if len(value) > MAX_ATTACHMENT_NAME:
+        return f"at most {MAX_ATTACHMENT_NAME} characters"
+    if "/" in value or "\\" in value or value.strip() in (".", ".."):
+        return "a file name without folders"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "no control characters"
+    return None
+
+
+def validate_attachments(attachments: Sequence[Mapping[str, Any]] | None) -> list[Upload]:
+    """Decode and check attachments ``[{"name", "content_base64", "mime"}]``; every problem is
+    reported at once with its field (``attachments[0].mime``…), and nothing is stored on error."""
+    if attachments is None:
+        return []
+    if isinstance(attachments, (str, bytes)) or not isinstance(attachments, Sequence):
+        raise InvalidDataError("attachments must be a list", fields={"attachments": ["list"]})
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise InvalidDataError(f"at most {MAX_ATTACHMENTS} files may be attached",
+                               fields={"attachments": [f"at most {MAX_ATTACHMENTS} files"]})
+    errors: dict[str, list[str]] = {}
+    uploads: list[Upload] = []
+    total = 0
+    for index, item in enumerate(attachments):
+        field = f"attachments[{index}]"
+        if not isinstance(item, Mapping):
+            errors[field] = ["object with name, content_base64 and mime"]
+            continue
+        problem = _check_attachment_name(item.get("name"))
+        if problem:
+            errors[f"{field}.name"] = [problem]
+        mime = item.get("mime")
+        if mime not in ATTACHMENT_SIGNATURES:
+            errors[f"{field}.mime"] = [f"one of {', '.join(ATTACHMENT_SIGNATURES)}"]
+        encoded = item.get("content_base64")
+        if not isinstance(encoded, str) or not encoded.strip():
+            errors[f"{field}.content_base64"] = ["required"]
+            continue
+        encoded = "".join(encoded.split())  # line-wrapped base64 (MIME style) is accepted
+        if len(encoded) // 4 * 3 > MAX_ATTACHMENT_BYTES + 2:  # too big: refused before decoding
+            errors[f"{field}.content_base64"] = [f"at most {MAX_ATTACHMENT_BYTES} bytes"]
+            continue
+        try:
+            content = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            errors[f"{field}.content_base64"] = ["not valid base64"]
+            continue
+        if not content:
+            errors[f"{field}.content_base64"] = ["empty file"]
+            continue
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            errors[f"{field}.content_base64"] = [f"at most {MAX_ATTACHMENT_BYTES} bytes"]
+            continue
+        total += len(content)
+        if mime in ATTACHMENT_SIGNATURES and not content.startswith(ATTACHMENT_SIGNATURES[mime]):
+            errors[f"{field}.content_base64"] = [f"the content is not {mime}"]
+            continue
+        if field + ".name" not in errors and field + ".mime" not in errors:
+            uploads.append(Upload(name=str(item["name"]).strip(), mime=str(mime), content=content,
+                                  sha256=hashlib.sha256(content).hexdigest()))
+    if total > MAX_ATTACHMENTS_TOTAL_BYTES:
+        errors.setdefault("attachments", []).append(f"at most {MAX_ATTACHMENTS_TOTAL_BYTES} bytes in total")
+    if errors:
+        raise InvalidDataError("the attachments have errors", fields=errors)
+    return uploads
+
+
+def _store_attachments(session: Session, dossier: Dossier, uploads: Sequence[Upload], *, kind: AttachmentKind,
+                       actor: Actor) -> list[Attachment]:
+    now = clock.now()
+    rows = [Attachment(dossier_id=dossier.id, name=u.name, mime=u.mime, size=u.size, sha256=u.sha256,
+                       content=u.content, kind=kind.value, uploaded_at=now, uploaded_by_id=actor.user_id)
+            for u in uploads]
+    session.add_all(rows)
+    return rows
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -691,8 +813,16 @@ def submit_dossier(
     actor: Actor,
     citizen_id: int | None = None,
     received_at: datetime | None = None,
+    attachments: Sequence[Mapping[str, Any]] | None = None,
 ) -> Dossier:
-    """Receive a dossier: give it a code and a legal due moment, start its process."""
+    """Receive a dossier: give it a code and a legal due moment, start its process.
+
+    ``attachments`` (``[{"name", "content_base64", "mime"}]``, see :func:`validate_attachments`)
+    are stored with the dossier in the same transaction. Every check runs before anything is
+    written. The catalogue's ``documents`` are not enforced: they are free text with conditions
+    ("if previously married", "shown, not attached"), so the one-stop officer checks completeness
+    at receipt (Decree 61/2018 art. 15) and asks for a supplement when something is missing.
+    """
     procedure = session.scalar(select(Procedure).where(Procedure.code == procedure_code))
     if procedure is None or not procedure.is_active:
         raise InvalidDataError(f"unknown procedure {procedure_code!r}", fields={"procedure": ["unknown procedure"]})
@@ -715,6 +845,7 @@ def submit_dossier(
         raise InvalidDataError("unknown delivery method", fields={"delivery.method": [f"one of {options}"]})
     if delivery["method"] == "post" and not str(delivery.get("address") or "").strip():
         raise InvalidDataError("a postal address is required", fields={"delivery.address": ["required"]})
+    uploads = validate_attachments(attachments)
     version = current_version(session, procedure)
     cal = calendar_for(session)
     received = received_at or clock.now()
@@ -742,6 +873,7 @@ def submit_dossier(
     )
     session.add(dossier)
     session.flush()
+    _store_attachments(session, dossier, uploads, kind=AttachmentKind.SUBMISSION, actor=actor)
     data = {
         "dossier_code": code,
         "procedure": procedure.code,
@@ -762,10 +894,72 @@ def submit_dossier(
     workflow.current_calendar.set(cal)
     wf = workflow.new_workflow(version.content_hash, _spec_loader(session, version.content_hash), data)
     _audit(session, actor, "dossier_submitted", dossier,
-           data={"procedure": procedure.code, "unit": unit.code, "channel": channel, "due_at": due.isoformat()})
+           data={"procedure": procedure.code, "unit": unit.code, "channel": channel, "due_at": due.isoformat(),
+                 "attachments": [u.summary() for u in uploads]})
     completed = _run_engine(wf)
     _save_case(session, dossier, wf, actor=actor, completed=completed, cal=cal)
     return dossier
+
+
+def submit_dossier_as(
+    session: Session,
+    *,
+    actor: Actor,
+    procedure_code: str,
+    unit_code: str,
+    applicant: Mapping[str, Any],
+    form: Mapping[str, Any] | None = None,
+    delivery: Mapping[str, Any] | None = None,
+    attachments: Sequence[Mapping[str, Any]] | None = None,
+    channel: str | None = None,
+) -> Dossier:
+    """A dossier submitted by a person through the API or portal: who may submit, and for whom.
+
+    A citizen submits online for themselves: the dossier is theirs (``citizen_id``) and the
+    applicant's name and ID number are the account's, verified at registration. A one-stop officer
+    receives walk-in (``counter``, the default) or posted (``post``) dossiers for their own unit
+    only. Nobody else submits.
+    """
+    if actor.user_id is None:
+        raise ForbiddenError("citizens and one-stop officers only")
+    if Role.ONESTOP.value in actor.roles:
+        channel = channel or "counter"
+        if channel not in ("counter", "post"):
+            raise InvalidDataError("an officer receives at the counter or by post",
+                                   fields={"channel": ["counter or post"]})
+        unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+        if unit is not None and unit.id != actor.unit_id:
+            raise ForbiddenError("one-stop officers receive dossiers for their own unit only")
+        citizen_id = None
+    elif Role.CITIZEN.value in actor.roles:
+        if channel not in (None, "online"):
+            raise InvalidDataError("citizens submit online", fields={"channel": ["online"]})
+        channel = "online"
+        user = session.get(User, actor.user_id)
+        assert user is not None  # the actor was loaded from it
+        applicant = _citizen_applicant(user, applicant)
+        citizen_id = user.id
+    else:
+        raise ForbiddenError("citizens and one-stop officers only")
+    return submit_dossier(session, procedure_code=procedure_code, unit_code=unit_code, applicant=applicant,
+                          form=form, channel=channel, delivery=delivery, actor=actor, citizen_id=citizen_id,
+                          attachments=attachments)
+
+
+def _citizen_applicant(user: User, applicant: Mapping[str, Any]) -> dict[str, Any]:
+    """The applicant of a citizen's own dossier: their account's identity, their contact details."""
+    given = str(applicant.get("id_number") or "").strip()
+    if given and user.id_number and given != user.id_number:
+        raise InvalidDataError("citizens submit for themselves: the ID number is the account's",
+                               fields={"applicant.id_number": ["must be your own ID number"]})
+    merged = dict(applicant)
+    merged["full_name"] = user.full_name
+    merged["id_number"] = user.id_number
+    merged["phone"] = str(applicant.get("phone") or "").strip() or user.phone
+    if user.email and not applicant.get("email"):
+        merged["email"] = user.email
+    merged.pop("name", None)
+    return merged
 
 
 def view_dossier(session: Session, code: str, *, actor: Actor, purpose: str = "view") -> Dossier:
@@ -830,6 +1024,31 @@ def unclaim_task(session: Session, task_id: str, *, actor: Actor) -> Task:
     _audit(session, actor, "task_unclaimed", dossier, task_id=row.id, data={"previous": row.assignee_id})
     row.assignee_id = None
     row.claimed_at = None
+    session.flush()
+    return row
+
+
+def reassign_task(session: Session, task_id: str, *, actor: Actor, assignee_id: int) -> Task:
+    """A head of the unit (its leader) gives an open task to another officer of the unit who
+    holds the task's role; the change is audited with the previous assignee."""
+    row, dossier = _lock_task(session, task_id)
+    if actor.user_id is not None and ("leader" not in actor.roles or actor.unit_id != row.unit_id):
+        raise ForbiddenError("only a leader of the task's unit reassigns tasks")
+    if row.state != TaskState.READY.value or row.kind != "user":
+        raise ConflictError("task is not open", fields={"state": row.state})
+    target = session.get(User, assignee_id)
+    if target is None or not target.is_active or target.unit_id != row.unit_id:
+        raise InvalidDataError("no such officer in this unit", fields={"assignee": ["officer of the task's unit"]})
+    if row.role and row.role not in target.roles:
+        raise InvalidDataError(f"the officer does not hold the role {row.role}",
+                               fields={"assignee": [f"needs role {row.role}"]})
+    if row.assignee_id == target.id:
+        return row
+    _audit(session, actor, "task_reassigned", dossier, task_id=row.id,
+           data={"task": row.spec_name, "previous": row.assignee_id, "assignee": target.id,
+                 "assignee_username": target.username})
+    row.assignee_id = target.id
+    row.claimed_at = clock.now()
     session.flush()
     return row
 

@@ -188,6 +188,33 @@ def bench_engine(passes: int, database_url: str | None) -> None:
     click.echo(json.dumps(result, indent=2))
 
 
+@bench.command("inbox")
+@click.option("--cases", default=1_000_000, show_default=True, type=click.IntRange(min=100),
+              help="synthetic dossiers in 60 communes")
+@click.option("--requests", "requests_", default=500, show_default=True, type=click.IntRange(min=1),
+              help="timed requests per endpoint")
+@click.option("--real-cases", default=100, show_default=True, type=click.IntRange(min=0),
+              help="cases run through the case service in the officer's commune")
+@click.option("--database-url", default=None,
+              help="server for the scratch database; defaults to MOTCUA_DATABASE_URL (PostgreSQL for big runs)")
+def bench_inbox(cases: int, requests_: int, real_cases: int, database_url: str | None) -> None:
+    """p50/p95/p99 of one officer's inbox, task, dossier and history API with CASES dossiers; plans' indexes."""
+    from sqlalchemy.engine import make_url
+
+    from scripts.bench import SQLITE_MAX_CASES, run_inbox_bench
+
+    settings = _settings()
+    if database_url:
+        settings = settings.with_(database_url=database_url)
+    if make_url(settings.database_url).get_backend_name() == "sqlite" and cases > SQLITE_MAX_CASES:
+        raise click.ClickException(
+            f"SQLite is for small runs (--cases up to {SQLITE_MAX_CASES:,}); for {cases:,} cases pass "
+            "--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres (a scratch database is "
+            "created on that server and dropped afterwards)")
+    result: dict[str, Any] = run_inbox_bench(settings, cases=cases, requests=requests_, real_cases=real_cases)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 def _celery_app() -> Any:
     from backoffice.app import create_app
 

@@ -109,3 +109,25 @@ def run_services(session: Session, handler: Any = None) -> list[tuple[str, dict[
             result = handler(call.operation, call.params, call.id) if handler else {"ok": True}
             services.finish_service_call(session, call.id, result)
             done.append((call.operation, dict(call.params)))
+
+
+def api_login_body(app, username: str, password: str) -> dict[str, str]:
+    """The API login body for a demo user; leaders get a TOTP secret (as at their first back-office
+    login) and a fresh code for the project clock's current time step."""
+    import pyotp
+    from sqlalchemy import select
+
+    from engine import clock
+    from engine.db import transaction
+    from engine.models import User
+
+    body = {"username": username, "password": password}
+    if username.startswith("leader."):
+        with transaction(app.extensions["motcua"].factory) as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if not user.totp_secret:
+                user.totp_secret = pyotp.random_base32()
+            user.totp_last_step = None
+            secret = user.totp_secret
+        body["otp"] = pyotp.TOTP(secret).at(clock.now())
+    return body

@@ -1,8 +1,11 @@
 """The officer HTTP API: login with lockout, inbox scopes, claim/complete, dossier reads, history,
-public tracking, the OpenAPI document, and an authorization matrix over roles × units."""
+public tracking, the OpenAPI document, and an authorization matrix over roles × units.
+Submission with attachments in detail: test_dossier_api.py."""
 
 from __future__ import annotations
 
+import base64
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,8 +18,9 @@ from engine.calendar import VN_TZ
 from engine.config import Settings
 from engine.db import transaction
 from engine.migrate import upgrade
-from engine.models import Task, User
+from engine.models import Attachment, Dossier, Task, User
 from scripts.seed import DEMO_PASSWORD, _seed_accounts
+from tests.factories import api_login_body
 
 PROCEDURE = "marital_status_confirmation"
 FORM = {"purpose": "Kết hôn", "residence": "Thôn Đông, xã An Hòa Thịnh"}
@@ -43,11 +47,16 @@ def _monday(app):
     clock.freeze(datetime(2026, 11, 16, 9, 0, tzinfo=VN_TZ))
 
 
-def _submit(app, unit: str = "anhoathinh") -> str:
+PDF = b"%PDF-1.4\n%%EOF\n"
+SCAN = {"name": "to-khai.pdf", "content_base64": base64.b64encode(PDF).decode(), "mime": "application/pdf"}
+
+
+def _submit(app, unit: str = "anhoathinh", *, attachments: list[dict[str, str]] | None = None) -> str:
     factory = app.extensions["motcua"].factory
     with transaction(factory) as session:
         code = services.submit_dossier(session, procedure_code=PROCEDURE, unit_code=unit, applicant=APPLICANT,
-                                       form=FORM, channel="counter", actor=services.SYSTEM_ACTOR).code
+                                       form=FORM, channel="counter", actor=services.SYSTEM_ACTOR,
+                                       attachments=attachments).code
     _drain(app)
     return code
 
@@ -59,8 +68,6 @@ def _drain(app) -> None:
 
 def _task_id(app, code: str, step: str) -> str:
     with transaction(app.extensions["motcua"].factory) as session:
-        from engine.models import Dossier
-
         dossier = session.scalar(select(Dossier).where(Dossier.code == code))
         task_id = session.scalar(select(Task.id).where(Task.dossier_id == dossier.id, Task.spec_name == step,
                                                        Task.state == "ready"))
@@ -73,7 +80,7 @@ _tokens: dict[str, str] = {}
 
 def _token(client, username: str) -> dict[str, str]:
     if username not in _tokens:
-        response = client.post("/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
+        response = client.post("/api/v1/auth/login", json=api_login_body(client.application, username, DEMO_PASSWORD))
         assert response.status_code == 200, response.get_json()
         _tokens[username] = response.get_json()["token"]
     return {"Authorization": f"Bearer {_tokens[username]}"}
@@ -188,7 +195,7 @@ def test_public_tracking_needs_the_phone_digits(app):
 # --- authorization matrix -----------------------------------------------------------------------
 
 ROLES = ["onestop", "justice", "culture", "leader", "designer", "auditor", "admin", "citizen"]
-ENDPOINTS = ["tasks", "task", "claim", "dossier", "history"]
+ENDPOINTS = ["tasks", "task", "claim", "dossier", "history", "documents", "attachment", "submit"]
 # expected status for a task/dossier of the caller's own unit, and of the other unit
 EXPECTED: dict[tuple[str, str], tuple[int, int]] = {
     **{(role, "tasks"): (200, 200) for role in ("onestop", "justice", "culture", "leader")},
@@ -204,7 +211,17 @@ EXPECTED: dict[tuple[str, str], tuple[int, int]] = {
     **{(role, "history"): (200, 403) for role in ("onestop", "justice", "culture", "leader")},
     ("auditor", "history"): (200, 200),
     **{(role, "history"): (403, 403) for role in ("designer", "admin", "citizen")},
+    # a dossier's files: as the dossier (the matrix dossiers are not the demo citizen's)
+    **{(role, endpoint): (200, 403) for role in ("onestop", "justice", "culture", "leader")
+       for endpoint in ("documents", "attachment")},
+    ("auditor", "documents"): (200, 200), ("auditor", "attachment"): (200, 200),
+    **{(role, endpoint): (403, 403) for role in ("designer", "admin", "citizen")
+       for endpoint in ("documents", "attachment")},
+    # submitting into the unit: its one-stop officers; citizens into any unit
+    ("onestop", "submit"): (201, 403), ("citizen", "submit"): (201, 201),
+    **{(role, "submit"): (403, 403) for role in ("justice", "culture", "leader", "designer", "auditor", "admin")},
 }
+UNIT_CODES = {"own": "anhoathinh", "other": "luongphong"}
 USERS = {"onestop": "onestop.anhoathinh", "justice": "justice.anhoathinh", "culture": "culture.anhoathinh",
          "leader": "leader.anhoathinh", "designer": "designer", "auditor": "auditor", "admin": "admin",
          "citizen": "001099012345"}
@@ -212,8 +229,13 @@ USERS = {"onestop": "onestop.anhoathinh", "justice": "justice.anhoathinh", "cult
 
 @pytest.fixture(scope="module")
 def matrix_cases(app):
-    own, other = _submit(app, "anhoathinh"), _submit(app, "luongphong")
-    return {"own": (own, _task_id(app, own, "receive")), "other": (other, _task_id(app, other, "receive"))}
+    cases = {}
+    for where, unit in UNIT_CODES.items():
+        code = _submit(app, unit, attachments=[SCAN])
+        with transaction(app.extensions["motcua"].factory) as session:
+            attachment_id = session.scalar(select(Attachment.id).join(Dossier).where(Dossier.code == code))
+        cases[where] = (code, _task_id(app, code, "receive"), attachment_id)
+    return cases
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -222,7 +244,7 @@ def matrix_cases(app):
 def test_authorization_matrix(app, matrix_cases, role, endpoint, where):
     client = app.test_client()
     headers = _token(client, USERS[role])
-    code, task_id = matrix_cases[where]
+    code, task_id, attachment_id = matrix_cases[where]
     if endpoint == "tasks":
         response = client.get("/api/v1/tasks?scope=all", headers=headers)
         if response.status_code == 200:  # the list itself is scoped: never the other unit's work
@@ -236,6 +258,16 @@ def test_authorization_matrix(app, matrix_cases, role, endpoint, where):
             client.post(f"/api/v1/tasks/{task_id}/unclaim", headers=headers)
     elif endpoint == "dossier":
         response = client.get(f"/api/v1/dossiers/{code}", headers=headers)
+    elif endpoint == "documents":
+        response = client.get(f"/api/v1/dossiers/{code}/documents", headers=headers)
+    elif endpoint == "attachment":
+        response = client.get(f"/api/v1/dossiers/{code}/attachments/{attachment_id}", headers=headers)
+        if response.status_code == 200:
+            assert response.data == PDF
+    elif endpoint == "submit":
+        applicant = {"type": "individual"} if role == "citizen" else APPLICANT
+        response = client.post("/api/v1/dossiers", headers=headers, json={
+            "procedure": PROCEDURE, "unit": UNIT_CODES[where], "applicant": applicant, "form": FORM})
     else:
         response = client.get(f"/api/v1/cases/{code}/history", headers=headers)
     expected = EXPECTED[(role, endpoint)][0 if where == "own" else 1]
@@ -256,7 +288,7 @@ def test_openapi_describes_every_api_route(app):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1/") or rule.rule.startswith("/api/v1/test/"):
             continue
-        path = rule.rule.removeprefix("/api/v1").replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))  # <int:id> → {id}
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             if (path, method.lower()) not in described:
                 missing.append(f"{method} {path}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -100,3 +102,36 @@ def test_seed_demo_is_refused_in_production(runner):
     result = runner.invoke(main, ["seed", "--demo"], env=env)
     assert result.exit_code == 1
     assert "refused in production" in result.output
+
+
+def test_bench_inbox_small_run_prints_latencies_and_plans(runner):
+    """A smoke run on SQLite: the report's shape and counts, not its speed (benchmarks measure that)."""
+    result = runner.invoke(main, ["bench", "inbox", "--cases", "2000", "--requests", "20", "--real-cases", "4",
+                                  "--database-url", "sqlite:///unused.db"], env={"MOTCUA_ENV": "test"})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["benchmark"] == "inbox"
+    assert report["database"] == "sqlite"
+    assert report["cases"] == 2000
+    assert report["rows"]["synthetic_dossiers"] == 2000
+    assert report["rows"]["unit"] == 60
+    assert report["rows"]["procedure"] == 13
+    assert report["rows"]["task"] > report["rows"]["dossier"] > 2000
+    assert 0 < report["rows"]["open_user_tasks"] < report["rows"]["dossier"] // 5
+    counts = report["officer_inbox_counts"]
+    assert counts["all"] == counts["unit"] + counts["mine"] > 0  # a justice officer of one unit
+    expected = {"inbox_mine", "inbox_unit", "inbox_all", "inbox_all_page2", "inbox_search_code",
+                "inbox_search_name", "task", "dossier", "case_history"}
+    assert set(report["latency_ms"]) == expected
+    for stats in report["latency_ms"].values():
+        assert 0 < stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]
+    assert set(report["plans"]) == expected
+    assert any(name.startswith("ix_task_") for name in report["plans"]["inbox_mine"]["indexes"])
+    assert isinstance(report["uses_indexes"], bool)
+    assert set(report["goals"]) >= {"inbox_p95_ms", "inbox_ok", "read_p95_ms", "read_ok"}
+
+
+def test_bench_inbox_refuses_a_million_cases_on_sqlite(runner):
+    result = runner.invoke(main, ["bench", "inbox", "--database-url", "sqlite:///unused.db"])
+    assert result.exit_code == 1
+    assert "--database-url postgresql" in result.output

@@ -337,3 +337,113 @@ def test_a_case_keeps_the_rules_in_force_when_it_was_received(session):
     clock.freeze(datetime(2025, 7, 8, 9, 0, tzinfo=VN_TZ))
     services.deliver_message(session, before.code, "supplement_received", {}, actor=services.SYSTEM_ACTOR)
     assert before.due_at == datetime(2025, 7, 15, 17, 0, tzinfo=VN_TZ)  # 5 working days again
+
+
+# --- attachments and who submits -----------------------------------------------------------------
+
+PDF = b"%PDF-1.7\n%%EOF\n"
+
+
+def _file(name: str = "to-khai.pdf", content: bytes = PDF, mime: str = "application/pdf") -> dict[str, str]:
+    import base64
+
+    return {"name": name, "content_base64": base64.b64encode(content).decode(), "mime": mime}
+
+
+def test_attachments_are_stored_with_the_dossier_and_audited_without_content(session, unit):
+    import hashlib
+
+    from engine.models import Attachment
+
+    officer = services.Actor.of(create_user(session, unit, "onestop"))
+    dossier = submit(session, unit, actor=officer, attachments=[_file(), _file("anh.png", b"\x89PNG\r\n\x1a\nxx",
+                                                                              "image/png")])
+    rows = session.scalars(select(Attachment).where(Attachment.dossier_id == dossier.id).order_by(Attachment.id)).all()
+    assert [(r.name, r.mime, r.size, r.kind, r.uploaded_by_id) for r in rows] == [
+        ("to-khai.pdf", "application/pdf", len(PDF), "submission", officer.user_id),
+        ("anh.png", "image/png", 10, "submission", officer.user_id)]
+    assert rows[0].content == PDF
+    assert rows[0].sha256 == hashlib.sha256(PDF).hexdigest()
+    event = next(e for e in pending_events(session) if e["action"] == "dossier_submitted")
+    assert event["data"]["attachments"][0] == {"name": "to-khai.pdf", "mime": "application/pdf", "size": len(PDF),
+                                               "sha256": hashlib.sha256(PDF).hexdigest()}
+    assert "content" not in str(event["data"])  # neither the bytes nor the base64
+
+
+def test_attachment_validation(monkeypatch):
+    import base64
+
+    wrapped = base64.encodebytes(PDF * 20).decode()  # MIME style, a newline every 76 characters
+    assert "\n" in wrapped
+    [upload] = services.validate_attachments([{"name": " scan.pdf ", "content_base64": wrapped,
+                                               "mime": "application/pdf"}])
+    assert (upload.name, upload.content, upload.size) == ("scan.pdf", PDF * 20, len(PDF) * 20)
+    assert services.validate_attachments(None) == []
+    assert services.validate_attachments([]) == []
+    cases = [
+        (_file(content=b"GIF89a"), "attachments[0].content_base64"),
+        (_file(mime="image/jpeg"), "attachments[0].content_base64"),
+        (_file(mime="application/octet-stream"), "attachments[0].mime"),
+        ({**_file(), "content_base64": "@@@"}, "attachments[0].content_base64"),
+        (_file(name="a" * 201), "attachments[0].name"),
+        (_file(name=".."), "attachments[0].name"),
+        (_file(name="x\x00.pdf"), "attachments[0].name"),
+    ]
+    for item, field in cases:
+        with pytest.raises(services.InvalidDataError) as err:
+            services.validate_attachments([item])
+        assert set(err.value.fields) == {field}, (item, err.value.fields)
+    assert len(services.validate_attachments([_file()] * services.MAX_ATTACHMENTS)) == services.MAX_ATTACHMENTS
+    with pytest.raises(services.InvalidDataError) as err:
+        services.validate_attachments([_file()] * (services.MAX_ATTACHMENTS + 1))
+    assert set(err.value.fields) == {"attachments"}
+    monkeypatch.setattr(services, "MAX_ATTACHMENT_BYTES", 4)  # refused before decoding a large string
+    with pytest.raises(services.InvalidDataError) as err:
+        services.validate_attachments([_file()])
+    assert err.value.fields == {"attachments[0].content_base64": ["at most 4 bytes"]}
+
+
+def test_a_refused_attachment_stores_no_dossier(session, unit):
+    from engine.models import Attachment, DossierCodeCounter
+
+    with pytest.raises(services.InvalidDataError) as err:
+        submit(session, unit, attachments=[_file(), _file(mime="image/png")])
+    assert set(err.value.fields) == {"attachments[1].content_base64"}
+    assert session.scalar(select(func.count()).select_from(Dossier)) == 0
+    assert session.scalar(select(func.count()).select_from(Attachment)) == 0
+    assert session.scalar(select(func.count()).select_from(DossierCodeCounter)) == 0  # no code number used
+    assert [e for e in pending_events(session) if e["action"] == "dossier_submitted"] == []
+
+
+def test_who_may_submit(session, unit):
+    from engine.models import Role, User, UserRole
+
+    officer = services.Actor.of(create_user(session, unit, "onestop"))
+    foreign = services.Actor.of(create_user(session, create_unit(session), "onestop"))
+    justice = services.Actor.of(create_user(session, unit, "justice"))
+    citizen_user = User(username="001099099999", full_name="Đỗ Văn Giang", id_number="001099099999",
+                        phone="0911000999", email="giang@example.vn")
+    citizen_user.role_rows = [UserRole(role=Role.CITIZEN.value)]
+    session.add(citizen_user)
+    session.flush()
+    citizen = services.Actor.of(citizen_user)
+    base = {"procedure_code": "case_demo", "unit_code": unit.code,
+            "applicant": {"type": "individual", "full_name": "Nguyễn Văn A"}}
+
+    counter = services.submit_dossier_as(session, actor=officer, **base)
+    assert (counter.channel, counter.citizen_id, counter.submitted_by_id) == ("counter", None, officer.user_id)
+    posted = services.submit_dossier_as(session, actor=officer, channel="post", **base)
+    assert posted.channel == "post"
+    online = services.submit_dossier_as(session, actor=citizen, **{**base, "applicant": {"type": "individual",
+                                                                                         "phone": "0988777666"}})
+    assert (online.channel, online.citizen_id) == ("online", citizen_user.id)
+    assert online.applicant == {"type": "individual", "full_name": "Đỗ Văn Giang", "id_number": "001099099999",
+                                "phone": "0988777666", "email": "giang@example.vn"}
+    for actor in (foreign, justice, services.SYSTEM_ACTOR):
+        with pytest.raises(services.ForbiddenError):
+            services.submit_dossier_as(session, actor=actor, **base)
+    with pytest.raises(services.InvalidDataError) as err:
+        services.submit_dossier_as(session, actor=citizen, **{**base, "applicant": {"id_number": "001199000111"}})
+    assert err.value.fields == {"applicant.id_number": ["must be your own ID number"]}
+    with pytest.raises(services.InvalidDataError):
+        services.submit_dossier_as(session, actor=officer, channel="online", **base)
