@@ -1,6 +1,6 @@
 """Read side for officers: inbox, task and dossier views, history — every query scoped by role
-and unit. The inbox reads the task projection only (indexes ix_task_inbox_unit and
-ix_task_inbox_assignee), never the workflow JSON.
+and unit. The inbox reads the task projection only (the partial indexes ix_task_open_unit and
+ix_task_open_assignee), never the workflow JSON.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, undefer
 
 from engine import clock
@@ -54,20 +54,32 @@ class TaskFilters:
     offset: int = 0
 
 
+def open_user_task() -> ColumnElement[bool]:
+    """Open user tasks, the inbox's rows. The values are rendered into the SQL, not bound, so that
+    the planner can prove the predicate of the partial inbox indexes (``OPEN_USER_TASK_SQL``) for
+    a prepared statement too."""
+    return and_(
+        Task.state.in_(bindparam("open_states", OPEN_TASK_STATES, expanding=True, literal_execute=True)),
+        Task.kind == bindparam("user_kind", "user", literal_execute=True),
+    )
+
+
+def _scope(actor: Actor, scope: str) -> list[ColumnElement[bool]]:
+    roles = sorted(actor.roles & OFFICER_ROLES)
+    if scope == "mine":
+        return [Task.assignee_id == actor.user_id]
+    if scope == "unit":  # my unit's unclaimed tasks for my roles
+        return [Task.unit_id == actor.unit_id, Task.role.in_(roles), Task.assignee_id.is_(None)]
+    return [Task.unit_id == actor.unit_id, Task.role.in_(roles)]  # all of my roles in my unit, claimed or not
+
+
 def _task_query(actor: Actor, filters: TaskFilters) -> Select[Task, str, str, str, str]:
     query = (
         select(Task, Dossier.code, Dossier.applicant_name, Procedure.code, Procedure.name_vi)
         .join(Dossier, Dossier.id == Task.dossier_id)
         .join(Procedure, Procedure.id == Dossier.procedure_id)
-        .where(Task.state.in_(OPEN_TASK_STATES), Task.kind == "user")
+        .where(open_user_task(), *_scope(actor, filters.scope))
     )
-    roles = sorted(actor.roles & OFFICER_ROLES)
-    if filters.scope == "mine":
-        query = query.where(Task.assignee_id == actor.user_id)
-    elif filters.scope == "unit":  # my unit's unclaimed tasks for my roles
-        query = query.where(Task.unit_id == actor.unit_id, Task.role.in_(roles), Task.assignee_id.is_(None))
-    else:  # all tasks of my roles in my unit, claimed or not
-        query = query.where(Task.unit_id == actor.unit_id, Task.role.in_(roles))
     if filters.procedure:
         query = query.where(Procedure.code == filters.procedure)
     if filters.step:
@@ -102,13 +114,14 @@ def list_tasks(session: Session, actor: Actor, filters: TaskFilters) -> dict[str
 
 
 def count_tasks(session: Session, actor: Actor) -> dict[str, int]:
-    """How many open tasks each inbox tab holds."""
+    """How many open tasks each inbox tab holds: index-only scans of the task projection (every
+    task has its dossier and procedure, so the counts need no join)."""
     require_officer(actor)
-    counts = {}
-    for scope in SCOPES:
-        query = _task_query(actor, TaskFilters(scope=scope)).with_only_columns(func.count(Task.id))
-        counts[scope] = int(session.scalar(query) or 0)
-    return counts
+    return {
+        scope: int(session.scalar(select(func.count()).select_from(Task)
+                                  .where(open_user_task(), *_scope(actor, scope))) or 0)
+        for scope in SCOPES
+    }
 
 
 def _end_of_working_day(cal: WorkingCalendar, now: datetime, days: int) -> datetime:
