@@ -40,7 +40,8 @@ def _png(width: int = 40, height: int = 24) -> bytes:
 
 def _submit_online(app) -> str:
     client = app.test_client()
-    token = client.post("/api/v1/auth/login", json={"username": CITIZEN["username"], "password": DEMO_PASSWORD}).get_json()
+    login = {"username": CITIZEN["username"], "password": DEMO_PASSWORD}
+    token = client.post("/api/v1/auth/login", json=login).get_json()
     headers = {"Authorization": f"Bearer {token['token']}"}
     body = {
         "procedure": PROCEDURE, "unit": "anhoathinh",
@@ -159,6 +160,7 @@ def test_a_dossier_from_receipt_to_hand_back(browser, live_server):
     onestop.fits("case")
     with transaction(app.extensions["motcua"].factory) as session:
         dossier = session.scalar(select(Dossier).where(Dossier.code == code))
-        assert dossier.status == "returned" and dossier.finished_at is not None
+        assert dossier.status == "returned"
+        assert dossier.finished_at is not None
     for person in (onestop, justice, leader):
         person.close()
