@@ -81,6 +81,8 @@ def seed(demo: bool) -> None:
         for login in logins:
             unit = f" [{login.unit}]" if login.unit else ""
             click.echo(f"  {login.username:<28} {login.role}{unit}")
+        click.echo("Back office: /login. Leaders set up two-step login (an authenticator app, TOTP) "
+                   "at their first login; admins manage accounts at /admin/.")
 
 
 @main.group()
