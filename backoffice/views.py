@@ -186,7 +186,9 @@ def inbox() -> ResponseReturnValue:
     items = result["items"]
     procedures = session_db.execute(select(Procedure.code, Procedure.name_vi).where(Procedure.is_active)
                                     .order_by(Procedure.name_vi)).all()
-    steps = session_db.execute(select(Task.spec_name, Task.name).where(Task.unit_id == actor.unit_id)
+    # Steps that have open work in the unit (the open-task index, not the unit's whole history).
+    steps = session_db.execute(select(Task.spec_name, Task.name).where(Task.unit_id == actor.unit_id,
+                                                                       queries.open_user_task())
                                .group_by(Task.spec_name, Task.name).order_by(Task.name).limit(100)).all()
     return render_template(
         "inbox.html", tab=tab, page=page, items=items[:PAGE_SIZE], has_next=len(items) > PAGE_SIZE,
@@ -343,7 +345,6 @@ def case_page(code: str) -> ResponseReturnValue:
         "events": events,
         "sheet": queries.control_sheet(session_db, dossier),
         "diagrams": queries.case_diagrams(session_db, dossier),
-        "markers": queries.diagram_markers(session_db, dossier),
         "attachments": _attachments(dossier),
         "open_tasks": open_tasks,
         "officers": {t.id: queries.unit_officers(session_db, t.unit_id, t.role) for t in open_tasks}

@@ -365,11 +365,11 @@ class Task(Base):
 
     __tablename__ = "task"
     __table_args__ = (
-        # unit / all tabs: ordered by due_at for one role; assignee_id makes the tab counts
-        # index-only. mine tab: ordered by due_at.
-        Index("ix_task_open_unit", "unit_id", "role", "due_at", "assignee_id",
+        # The unit/all tabs and the mine tab, each in the inbox order (due_at, created_at, id): a
+        # page is an index range, and with assignee_id the unit tab and the counts need no heap.
+        Index("ix_task_open_unit", "unit_id", "role", "due_at", "created_at", "id", "assignee_id",
               postgresql_where=text(OPEN_USER_TASK_SQL), sqlite_where=text(OPEN_USER_TASK_SQL)),
-        Index("ix_task_open_assignee", "assignee_id", "due_at",
+        Index("ix_task_open_assignee", "assignee_id", "due_at", "created_at", "id",
               postgresql_where=text(OPEN_USER_TASK_SQL), sqlite_where=text(OPEN_USER_TASK_SQL)),
     )
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, undefer
 
-from engine import clock
+from engine import clock, diagram
 from engine.calendar import WorkingCalendar, to_vn
 from engine.models import (
     OFFICER_ROLES,
@@ -29,6 +29,7 @@ from engine.models import (
     UserRole,
 )
 from engine.services import Actor, ForbiddenError, NotFoundError, calendar_for, get_dossier, view_dossier
+from engine.workflow import LIFECYCLE_PROCESS
 
 SCOPES = ("mine", "unit", "all")
 MAX_PAGE = 200
@@ -59,8 +60,8 @@ def open_user_task() -> ColumnElement[bool]:
     the planner can prove the predicate of the partial inbox indexes (``OPEN_USER_TASK_SQL``) for
     a prepared statement too."""
     return and_(
-        Task.state.in_(bindparam("open_states", OPEN_TASK_STATES, expanding=True, literal_execute=True)),
-        Task.kind == bindparam("user_kind", "user", literal_execute=True),
+        Task.state.in_(bindparam("open_states", OPEN_TASK_STATES, unique=True, expanding=True, literal_execute=True)),
+        Task.kind == bindparam("user_kind", "user", unique=True, literal_execute=True),
     )
 
 
@@ -73,22 +74,32 @@ def _scope(actor: Actor, scope: str) -> list[ColumnElement[bool]]:
     return [Task.unit_id == actor.unit_id, Task.role.in_(roles)]  # all of my roles in my unit, claimed or not
 
 
-def _task_query(actor: Actor, filters: TaskFilters) -> Select[Task, str, str, str, str]:
-    query = (
-        select(Task, Dossier.code, Dossier.applicant_name, Procedure.code, Procedure.name_vi)
-        .join(Dossier, Dossier.id == Task.dossier_id)
-        .join(Procedure, Procedure.id == Dossier.procedure_id)
-        .where(open_user_task(), *_scope(actor, filters.scope))
-    )
-    if filters.procedure:
-        query = query.where(Procedure.code == filters.procedure)
+def _search(term: str) -> ColumnElement[bool]:
+    """``q``: a term with digits is a dossier code or an ID number, matched exactly through their
+    indexes; other text is a part of the applicant's name (names hold no digits)."""
+    if any(ch.isdigit() for ch in term):
+        return or_(Dossier.code == term, Dossier.applicant_id_number == term)
+    return Dossier.applicant_name.ilike(f"%{term}%")
+
+
+INBOX_ORDER = (Task.due_at.asc().nulls_last(), Task.created_at, Task.id)
+
+
+def _page_of_task_ids(actor: Actor, filters: TaskFilters, *, due_by: datetime | None, limit: int) -> Select[str]:
+    """The ids of one inbox page, earliest deadline first: from the task projection alone (an
+    index range of the partial inbox indexes) unless a filter needs the dossier."""
+    query = select(Task.id).where(open_user_task(), *_scope(actor, filters.scope))
     if filters.step:
         query = query.where(Task.spec_name == filters.step)
-    if filters.q:
-        term = filters.q.strip()
-        query = query.where(or_(Dossier.code == term, Dossier.applicant_id_number == term,
-                                Dossier.applicant_name.ilike(f"%{term}%")))
-    return query
+    if due_by is not None:
+        query = query.where(Task.due_at <= due_by)
+    if filters.procedure or filters.q:
+        query = query.join(Dossier, Dossier.id == Task.dossier_id)
+    if filters.procedure:
+        query = query.join(Procedure, Procedure.id == Dossier.procedure_id).where(Procedure.code == filters.procedure)
+    if filters.q and filters.q.strip():
+        query = query.where(_search(filters.q.strip()))
+    return query.order_by(*INBOX_ORDER).limit(limit).offset(filters.offset)
 
 
 def list_tasks(session: Session, actor: Actor, filters: TaskFilters) -> dict[str, Any]:
@@ -98,12 +109,16 @@ def list_tasks(session: Session, actor: Actor, filters: TaskFilters) -> dict[str
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     cal = calendar_for(session)
     now = clock.now()
-    query = _task_query(actor, filters)
-    if filters.due_within_days is not None:
-        query = query.where(Task.due_at <= _end_of_working_day(cal, now, filters.due_within_days))
+    due_by = _end_of_working_day(cal, now, filters.due_within_days) if filters.due_within_days is not None else None
     limit = max(1, min(filters.limit, MAX_PAGE))
+    # Page first, then join: the dossier and procedure are read for the rows shown only.
+    page = _page_of_task_ids(actor, filters, due_by=due_by, limit=limit).subquery()
     rows = session.execute(
-        query.order_by(Task.due_at.asc().nulls_last(), Task.created_at, Task.id).limit(limit).offset(filters.offset)
+        select(Task, Dossier.code, Dossier.applicant_name, Procedure.code, Procedure.name_vi)
+        .join(page, page.c.id == Task.id)
+        .join(Dossier, Dossier.id == Task.dossier_id)
+        .join(Procedure, Procedure.id == Dossier.procedure_id)
+        .order_by(*INBOX_ORDER)
     ).all()
     return {
         "items": [task_row(task, code, name, proc_code, proc_name, cal=cal, now=now)
@@ -360,14 +375,30 @@ def diagram_markers(session: Session, dossier: Dossier) -> dict[str, str]:
     return markers
 
 
-def case_diagrams(session: Session, dossier: Dossier) -> list[dict[str, str]]:
-    """The BPMN documents the case runs: the procedure's own process and the one-stop lifecycle."""
+MARKER_RANK = {"completed": 0, "active": 1, "overdue": 2}
+
+
+def case_diagrams(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
+    """The processes the case ran through, each drawable by bpmn-js (layout added where the
+    model has none), with its elements marked completed / active / overdue. A step inside an
+    event subprocess marks the (collapsed) subprocess."""
     spec = session.get(ProcessSpec, dossier.model_version.content_hash)
     if spec is None:
         return []
-    documents = [{"name": "procedure", "xml": spec.bpmn_xml}]
-    documents += [{"name": f"lifecycle-{i}", "xml": xml} for i, xml in enumerate(spec.library or [])]
-    return documents
+    markers = diagram_markers(session, dossier)
+    result = []
+    for xml in [*(spec.library or []), spec.bpmn_xml]:
+        document = diagram.with_layout(xml)
+        for view in document.views:
+            marked: dict[str, str] = {}
+            for element_id, state in markers.items():
+                shown = view.shown_as.get(element_id)
+                if shown and MARKER_RANK[state] >= MARKER_RANK.get(marked.get(shown, ""), -1):
+                    marked[shown] = state
+            if marked or view.process_id == LIFECYCLE_PROCESS:
+                result.append({"name": view.name, "process": view.process_id, "diagram_id": view.diagram_id,
+                               "xml": document.xml, "markers": marked})
+    return result
 
 
 def latest_proposal(session: Session, dossier: Dossier) -> dict[str, Any] | None:
@@ -400,8 +431,8 @@ def approval_queue(session: Session, actor: Actor, *, form_keys: tuple[str, ...]
         select(Task, Dossier, Procedure.code, Procedure.name_vi)
         .join(Dossier, Dossier.id == Task.dossier_id)
         .join(Procedure, Procedure.id == Dossier.procedure_id)
-        .where(Task.unit_id == actor.unit_id, Task.role == Role.LEADER.value, Task.kind == "user",
-               Task.state.in_(OPEN_TASK_STATES), Task.form_key.in_(form_keys),
+        .where(open_user_task(), Task.unit_id == actor.unit_id, Task.role == Role.LEADER.value,
+               Task.form_key.in_(form_keys),
                or_(Task.assignee_id.is_(None), Task.assignee_id == actor.user_id))
         .order_by(Task.due_at.asc().nulls_last(), Task.id)
         .limit(MAX_PAGE)

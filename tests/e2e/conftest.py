@@ -81,6 +81,9 @@ class Officer:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        # A page's own 4xx is part of a test (a form with errors); a broken asset never is.
+        self.page.on("response", lambda r: self.errors.append(f"{r.status} {r.url}")
+                     if r.status >= 400 and r.request.resource_type != "document" else None)
         self.page.on("dialog", lambda dialog: dialog.accept())
 
     def goto(self, path: str) -> None:

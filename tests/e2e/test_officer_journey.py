@@ -88,6 +88,7 @@ def test_a_dossier_from_receipt_to_hand_back(browser, live_server):
     row.locator("a").first.click()
     onestop.page.click("#claim")
     assert onestop.page.locator(".attachment-view img").count() == 1  # the scan, shown in the page
+    onestop.page.wait_for_function("() => document.querySelector('.attachment-view img').complete")
     assert onestop.page.evaluate("() => document.querySelector('.attachment-view img').naturalWidth") == 40
     onestop.fits("receive")
     onestop.page.click("button[name=decision][value=accept]")
@@ -150,7 +151,8 @@ def test_a_dossier_from_receipt_to_hand_back(browser, live_server):
     onestop.page.wait_for_url("**/inbox?tab=mine")
     _drain(onestop)
     onestop.goto(f"/cases/{code}")
-    onestop.page.wait_for_selector(".diagram[data-rendered='true']")
+    onestop.page.wait_for_selector(".diagram[data-rendered]", state="attached")
+    assert onestop.page.locator(".diagram[data-rendered='error']").count() == 0, text_of(onestop.page, ".diagram")
     marked = sum(int(d.get_attribute("data-marked") or 0) for d in onestop.page.query_selector_all(".diagram"))
     assert marked >= 4  # receive, appraise, approve, hand back are marked on the diagrams
     assert onestop.page.locator(".djs-element.m-completed").count() >= 4

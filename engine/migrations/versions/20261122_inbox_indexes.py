@@ -2,8 +2,8 @@
 
 The inbox reads open user tasks only, a few per cent of the task table once cases finish; the
 old indexes (unit_id, role, state, due_at) and (assignee_id, state, due_at) indexed every task,
-finished ones included. The partial ones stay small and ordered by due date, and the tab counts
-become index-only scans.
+finished ones included. The partial ones stay small, hold the inbox order (due_at, created_at, id)
+so that a page is an index range, and make the tab counts index-only scans.
 
 Revision ID: 9c3e5a7b1d42
 Revises: 8b2d4f6a0c31
@@ -31,9 +31,10 @@ def upgrade() -> None:
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.drop_index("ix_task_inbox_unit")
         batch_op.drop_index("ix_task_inbox_assignee")
-        batch_op.create_index("ix_task_open_unit", ["unit_id", "role", "due_at", "assignee_id"], unique=False,
+        batch_op.create_index("ix_task_open_unit", ["unit_id", "role", "due_at", "created_at", "id", "assignee_id"],
+                              unique=False,
                               postgresql_where=sa.text(OPEN_USER_TASK), sqlite_where=sa.text(OPEN_USER_TASK))
-        batch_op.create_index("ix_task_open_assignee", ["assignee_id", "due_at"], unique=False,
+        batch_op.create_index("ix_task_open_assignee", ["assignee_id", "due_at", "created_at", "id"], unique=False,
                               postgresql_where=sa.text(OPEN_USER_TASK), sqlite_where=sa.text(OPEN_USER_TASK))
 
 
