@@ -6,6 +6,7 @@ render. The request owns the transaction and commits once.
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Any
 
@@ -233,6 +234,56 @@ def attachment(code: str, attachment_id: int) -> ResponseReturnValue:
     response = send_file(io.BytesIO(content), mimetype=mime, as_attachment=False, download_name=name, etag=False)
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- reception at the counter ---------------------------------------------------------------
+
+APPLICANT_FIELDS = ("full_name", "id_number", "phone", "email", "address")
+
+
+@bp.route("/reception", methods=["GET", "POST"])
+@page_login_required(Role.ONESTOP.value)
+def reception() -> ResponseReturnValue:
+    """A walk-in (or posted) dossier typed in by the one-stop officer, with its scanned papers."""
+    session_db = db()
+    actor = web_actor()
+    procedures = session_db.scalars(select(Procedure).where(Procedure.is_active).order_by(Procedure.name_vi)).all()
+    chosen = next((p for p in procedures if p.code == request.values.get("procedure")), None)
+    schema = chosen.catalogue.get("form_schema") or {} if chosen else {}
+    context = {"procedures": procedures, "chosen": chosen, "fields": form_fields(schema),
+               "values": request.form if request.method == "POST" else MultiDict(), "errors": {}}
+    if request.method == "GET" or chosen is None:
+        return render_template("reception.html", **context)
+    form_data, errors = parse_form(schema, request.form)
+    applicant = {"type": "individual", **{k: request.form.get(f"applicant_{k}", "").strip()
+                                           for k in APPLICANT_FIELDS if request.form.get(f"applicant_{k}", "").strip()}}
+    files = [{"name": f.filename or "", "mime": f.mimetype or "",
+              "content_base64": base64.b64encode(f.read()).decode()}
+             for f in request.files.getlist("attachments") if f.filename]
+    delivery = {"method": request.form.get("delivery", "counter"), "address": request.form.get("delivery_address", "")}
+    if not errors:
+        try:
+            dossier = services.submit_dossier_as(
+                session_db, actor=actor, procedure_code=chosen.code, unit_code=actor_unit_code(session_db, actor),
+                applicant=applicant, form=form_data, delivery=delivery, attachments=files,
+                channel=request.form.get("channel") or "counter")
+        except services.InvalidDataError as exc:
+            session_db.rollback()
+            errors = {str(k).removeprefix("form."): [str(m) for m in v] for k, v in (exc.fields or {}).items()}
+        else:
+            session_db.commit()
+            flash(_("Dossier %(code)s received; appointment %(due)s.", code=dossier.code,
+                    due=vn_datetime(dossier.due_at)), "ok")
+            return redirect(url_for("views.case_page", code=dossier.code))
+    context["errors"] = errors
+    return render_template("reception.html", **context), 422
+
+
+def actor_unit_code(session_db: Any, actor: Any) -> str:
+    from engine.models import Unit
+
+    unit = session_db.get(Unit, actor.unit_id)
+    return unit.code if unit else ""
 
 
 # --- task page --------------------------------------------------------------------------------

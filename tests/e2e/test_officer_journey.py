@@ -80,6 +80,10 @@ def test_a_dossier_from_receipt_to_hand_back(browser, live_server):
     onestop.fits("login")
     onestop.login("onestop.anhoathinh")
     onestop.page.wait_for_url("**/inbox")
+    onestop.goto(f"/reception?procedure={PROCEDURE}")  # the walk-in counter form fits too
+    assert onestop.page.locator("#f-child_full_name").count() == 1
+    onestop.fits("reception")
+    onestop.goto("/inbox")
     onestop.page.click("#tab-unit")
     row = onestop.page.locator(f"tr[data-dossier='{code}']")
     assert row.count() == 1

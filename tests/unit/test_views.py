@@ -390,3 +390,50 @@ def test_admin_holiday_change_is_audited_and_moves_deadlines(app):
         from datetime import date
 
         assert session.get(CalendarEntry, date(2026, 12, 2)) is None
+
+
+# --- reception ----------------------------------------------------------------------------------
+
+def _count(app, model) -> int:
+    with transaction(_factory(app)) as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_the_one_stop_officer_receives_a_walk_in_dossier_with_its_scan(app):
+    import io
+
+    from engine.models import Attachment
+
+    client = _login(app, "onestop.anhoathinh")
+    page = client.get(f"/reception?procedure={PROCEDURE}").get_data(as_text=True)
+    assert 'name="purpose"' in page  # the procedure's own form
+    before = (_count(app, Dossier), _count(app, Attachment))
+    bad = client.post("/reception", data={"procedure": PROCEDURE, "csrf_token": client.csrf, "purpose": "Kết hôn",
+                                          "applicant_full_name": "", "channel": "counter"})
+    assert bad.status_code == 422
+    assert "applicant.full_name" in bad.get_data(as_text=True) or 'class="field has-error"' in bad.get_data(as_text=True)
+    wrong_type = client.post("/reception", data={
+        "procedure": PROCEDURE, "csrf_token": client.csrf, **FORM, "applicant_full_name": "Lê Văn Cường",
+        "attachments": (io.BytesIO(b"MZ not a pdf"), "to-khai.pdf", "application/pdf")},
+        content_type="multipart/form-data")
+    assert wrong_type.status_code == 422
+    assert (_count(app, Dossier), _count(app, Attachment)) == before  # nothing stored
+    good = client.post("/reception", data={
+        "procedure": PROCEDURE, "csrf_token": client.csrf, **FORM, "applicant_full_name": "Lê Văn Cường",
+        "applicant_phone": "0905556666", "channel": "counter", "delivery": "counter",
+        "attachments": (io.BytesIO(b"%PDF-1.4\n%test\n"), "to-khai.pdf", "application/pdf")},
+        content_type="multipart/form-data")
+    assert good.status_code == 302
+    code = good.headers["Location"].rsplit("/", 1)[-1]
+    with transaction(_factory(app)) as session:
+        dossier = session.scalar(select(Dossier).where(Dossier.code == code))
+        assert dossier.channel == "counter"
+        assert dossier.applicant_name == "Lê Văn Cường"
+        assert session.scalar(select(func.count()).select_from(Attachment)
+                              .where(Attachment.dossier_id == dossier.id)) == 1
+    case = client.get(f"/cases/{code}").get_data(as_text=True)
+    assert "to-khai.pdf" in case
+
+
+def test_only_one_stop_officers_receive_dossiers(app):
+    assert _login(app, "justice.anhoathinh").get("/reception").status_code == 403
