@@ -48,7 +48,7 @@ from backoffice.security import (
 )
 from engine import accounts, clock, queries, services
 from engine.calendar import to_vn
-from engine.models import OFFICER_ROLES, Procedure, Role, Task
+from engine.models import OFFICER_ROLES, Procedure, Role, Task, Unit
 from engine.services import ServiceError
 
 bp = Blueprint("views", __name__)
@@ -280,8 +280,6 @@ def reception() -> ResponseReturnValue:
 
 
 def actor_unit_code(session_db: Any, actor: Any) -> str:
-    from engine.models import Unit
-
     unit = session_db.get(Unit, actor.unit_id)
     return unit.code if unit else ""
 
