@@ -232,11 +232,7 @@ def dossier_view(dossier: Dossier, procedure: Procedure, *, cal: WorkingCalendar
 
 def get_dossier_for(session: Session, actor: Actor, code: str) -> dict[str, Any]:
     """A dossier for the owner, officers of its unit, or an auditor; officers' reads are audited."""
-    dossier = get_dossier(session, code)
-    if not can_read_dossier(actor, dossier):
-        raise ForbiddenError("this dossier belongs to another unit")
-    if is_officer(actor) or Role.AUDITOR.value in actor.roles:
-        view_dossier(session, code, actor=actor)
+    dossier = _readable_dossier(session, actor, code, purpose="view")
     cal = calendar_for(session)
     result = dossier_view(dossier, dossier.procedure, cal=cal)
     result["history"] = [
@@ -275,9 +271,7 @@ def attachment_row(attachment: Attachment) -> dict[str, Any]:
 def list_documents(session: Session, actor: Actor, code: str) -> list[dict[str, Any]]:
     """A dossier's files (the applicant's attachments; later the generated PDFs), oldest first,
     for the owner, officers of its unit and auditors. Contents are not loaded."""
-    dossier = _readable_dossier(session, actor, code, purpose="documents")
-    rows = session.scalars(select(Attachment).where(Attachment.dossier_id == dossier.id).order_by(Attachment.id))
-    return [attachment_row(a) for a in rows]
+    return attachments_of(session, _readable_dossier(session, actor, code, purpose="documents"))
 
 
 def get_attachment(session: Session, actor: Actor, code: str, attachment_id: int) -> Attachment:
@@ -322,7 +316,6 @@ def track(session: Session, code: str, phone_last4: str) -> dict[str, Any]:
 
 def units(session: Session) -> list[Unit]:
     return list(session.scalars(select(Unit).order_by(Unit.code)))
-
 
 
 # --- case page ------------------------------------------------------------------------------------
@@ -401,14 +394,23 @@ def case_diagrams(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
     return result
 
 
-def latest_proposal(session: Session, dossier: Dossier) -> dict[str, Any] | None:
-    """The specialist's last proposal (the draft result the leader decides on)."""
+def latest_proposals(session: Session, dossier_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The specialist's last proposal (the draft result the leader decides on) of each dossier,
+    read in one query."""
+    proposals: dict[int, dict[str, Any]] = {}
+    if not dossier_ids:
+        return proposals
     for event in session.scalars(select(AuditEvent).where(
-            AuditEvent.dossier_id == dossier.id, AuditEvent.action == "task_completed").order_by(AuditEvent.id.desc())):
+            AuditEvent.dossier_id.in_(dossier_ids), AuditEvent.action == "task_completed")
+            .order_by(AuditEvent.id.desc())):
         form = (event.data or {}).get("form") or {}
-        if str(form.get("decision", "")).startswith("propose_"):
-            return {"at": to_vn(event.at).isoformat(), "actor": event.actor, "form": form}
-    return None
+        if event.dossier_id not in proposals and str(form.get("decision", "")).startswith("propose_"):
+            proposals[event.dossier_id] = {"at": to_vn(event.at).isoformat(), "actor": event.actor, "form": form}
+    return proposals
+
+
+def latest_proposal(session: Session, dossier: Dossier) -> dict[str, Any] | None:
+    return latest_proposals(session, [dossier.id]).get(dossier.id)
 
 
 def unit_officers(session: Session, unit_id: int, role: str | None) -> list[User]:
@@ -437,11 +439,12 @@ def approval_queue(session: Session, actor: Actor, *, form_keys: tuple[str, ...]
         .order_by(Task.due_at.asc().nulls_last(), Task.id)
         .limit(MAX_PAGE)
     ).all()
+    proposals = latest_proposals(session, [dossier.id for _task, dossier, _code, _name in rows])
     result = []
     for task, dossier, proc_code, proc_name in rows:
         item = task_row(task, dossier.code, dossier.applicant_name, proc_code, proc_name, cal=cal, now=now)
         item["form_key"] = task.form_key
-        item["proposal"] = latest_proposal(session, dossier)
+        item["proposal"] = proposals.get(dossier.id)
         item["form"] = dossier.form
         result.append(item)
     return result
