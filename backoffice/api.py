@@ -80,6 +80,11 @@ def login() -> ResponseReturnValue:
     except accounts.LoginError as exc:
         session.commit()  # the failure counter and the audit event are kept
         return error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized", exc.message)
+    from backoffice.api_citizens import citizen_needs_code, start_login_code
+
+    if citizen_needs_code(user):
+        session.commit()
+        return jsonify(start_login_code(user))
     if accounts.totp_required(user):
         # Leaders (and users who enrolled) prove a second factor: the code of their authenticator
         # app in "otp". Enrolment itself happens at the first login in the back office.

@@ -197,6 +197,7 @@ def openapi_document() -> dict[str, Any]:
                 "type": "object", "properties": {"at": {"type": "string"}, "actor": {"type": "string"},
                                                  "action": {"type": "string"}, "task": {"type": ["string", "null"]},
                                                  "data": {"type": "object"}}}}, 401, 403, 404, parameters=[CODE])},
+            **citizen_paths(),
             "/track/{code}": {"get": _op("Public tracking by dossier code and the last 4 phone digits", {
                 "type": "object", "properties": {"code": {"type": "string"}, "status": {"type": "string"},
                                                  "status_code": {"type": "integer"},
@@ -204,4 +205,102 @@ def openapi_document() -> dict[str, Any]:
                 parameters=[CODE, {"name": "phone_last4", "in": "query", "required": True,
                                    "schema": {"type": "string", "pattern": "^[0-9]{4}$"}}])},
         },
+    }
+
+
+def _body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": required, "properties": properties}}}}
+
+
+def _post(summary: str, status: int, response: dict[str, Any], body: dict[str, Any] | None, *errors: int,
+          secured: bool = True, **extra: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {str(status): _json(response), **_errors(*errors)},
+                          **extra}
+    if body is not None:
+        op["requestBody"] = body
+    if secured:
+        op["security"] = BEARER
+    return {"post": op}
+
+
+STRING = {"type": "string"}
+OTP_SENT = {"type": "object", "properties": {"otp_sent": {"type": "boolean"}, "phone": STRING,
+                                               "expires_in": {"type": "integer"}, "id_number": STRING}}
+CONSENT_ID = {"name": "consent_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+CALLBACK_NOTE = ("signed by the provider: X-Signature is the hex HMAC-SHA256 of the raw body; 401 when it does "
+                 "not match; the same event_id twice changes the case once")
+
+
+def citizen_paths() -> dict[str, Any]:
+    """The citizen part of the API: registration, codes, own dossiers, payment, provider callbacks."""
+    registration = {"id_number": {"type": "string", "pattern": "^[0-9]{12}$"}, "full_name": STRING,
+                    "date_of_birth": {"type": "string", "format": "date"}, "phone": STRING,
+                    "email": STRING, "password": {"type": "string", "minLength": 8}}
+    return {
+        "/citizens": _post("Register a citizen (CCCD checked against the date of birth); the code goes by SMS",
+                           201, OTP_SENT, _body(["id_number", "full_name", "date_of_birth", "phone", "password"],
+                                                registration), 400, 409, 422, 429, secured=False),
+        "/citizens/verify": _post("Confirm the registration with the SMS code", 200, {"type": "object"},
+                                  _body(["id_number", "otp"], {"id_number": STRING, "otp": STRING}), 400, 422,
+                                  secured=False),
+        "/citizens/otp/resend": _post("Send the waiting code again (once a minute, 3 sends at most)", 202, OTP_SENT,
+                                      _body(["id_number", "purpose"], {"id_number": STRING, "purpose": {
+                                          "type": "string", "enum": ["register", "login", "reset"]}}),
+                                      400, 409, 422, 429, secured=False),
+        "/citizens/password-reset": _post("Ask for a password reset code (same answer for unknown numbers)", 202,
+                                          OTP_SENT, _body(["id_number"], {"id_number": STRING}), 400, 429,
+                                          secured=False),
+        "/citizens/password-reset/confirm": _post(
+            "Set a new password with the reset code", 200, {"type": "object"},
+            _body(["id_number", "otp", "password"], {"id_number": STRING, "otp": STRING, "password": STRING}),
+            400, 422, secured=False),
+        "/auth/otp": _post("Finish a citizen's login with the SMS code", 200, {"type": "object", "properties": {
+            "token": STRING, "user": {"type": "object"}}}, _body(["username", "otp"], {
+                "username": STRING, "otp": STRING}), 400, 401, secured=False),
+        "/me/dossiers": {"get": _op("The citizen's own dossiers, newest first",
+                                    {"type": "array", "items": {"$ref": "#/components/schemas/Dossier"}}, 401)},
+        "/dossiers/{code}/deadline": {"get": _op(
+            "How the appointment was computed: start, rule, each day counted or skipped, pauses, changes",
+            {"type": "object", "properties": {"start": STRING, "rule": STRING, "days": {"type": "array"},
+                                              "pauses": {"type": "array"}, "changes": {"type": "array"},
+                                              "due_at": {"type": ["string", "null"]}}},
+            401, 403, 404, parameters=[CODE])},
+        "/dossiers/{code}/supplements": _post(
+            "The applicant answers a supplement request (files, corrected fields, note); the clock restarts",
+            200, {"$ref": "#/components/schemas/Submitted"}, _body([], {
+                "note": STRING, "form": {"type": "object"},
+                "attachments": {"type": "array", "items": ATTACHMENT_UPLOAD}}), 401, 403, 404, 409, 422,
+            parameters=[CODE]),
+        "/dossiers/{code}/withdraw": _post("The applicant withdraws the dossier", 200,
+                                           {"$ref": "#/components/schemas/Submitted"},
+                                           _body(["reason"], {"reason": STRING}), 401, 403, 404, 409, 422,
+                                           parameters=[CODE]),
+        "/dossiers/{code}/payments": _post("Start the online payment of the fee due; answers the provider's page",
+                                           201, {"type": "object", "properties": {
+                                               "reference": STRING, "amount": {"type": "integer"},
+                                               "currency": STRING, "status": STRING, "payment_url": STRING}},
+                                           None, 401, 403, 404, 409, parameters=[CODE]),
+        "/connectors/payment/callback": _post(
+            "Payment provider callback: " + CALLBACK_NOTE, 200, {"type": "object"},
+            _body(["event_id", "reference", "amount", "currency", "status"], {
+                "event_id": STRING, "reference": STRING, "amount": {"type": "integer"}, "currency": STRING,
+                "status": {"type": "string", "enum": ["paid", "failed"]}, "transaction": STRING}),
+            401, 404, 409, 422, secured=False),
+        "/connectors/postal/callback": _post(
+            "Postal provider callback: " + CALLBACK_NOTE, 200, {"type": "object"},
+            _body(["event_id", "dossier_code", "event"], {
+                "event_id": STRING, "dossier_code": STRING, "tracking": STRING,
+                "event": {"type": "string", "enum": ["picked_up", "in_transit", "delivered", "returned"]}}),
+            401, 404, 409, 422, secured=False),
+        "/assisted/dossiers": _post(
+            "A one-stop officer or volunteer types a dossier for a registered citizen; the citizen's phone gets a "
+            "consent code", 202, OTP_SENT, {"required": True, "content": {"application/json": {"schema": {
+                "allOf": [{"$ref": "#/components/schemas/Submission"}, {
+                    "type": "object", "required": ["citizen_id_number"],
+                    "properties": {"citizen_id_number": STRING}}]}}}}, 401, 403, 422, 429),
+        "/assisted/dossiers/{consent_id}/confirm": _post(
+            "Submit the typed dossier as the citizen's own with the consent code they read out", 201,
+            {"$ref": "#/components/schemas/Submitted"}, _body(["otp"], {"otp": STRING}), 401, 404, 409, 422,
+            parameters=[CONSENT_ID]),
     }

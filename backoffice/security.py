@@ -91,15 +91,16 @@ def web_actor() -> Actor:
     return Actor.of(user)
 
 
-def page_login_required(*roles: str) -> Callable[[F], F]:
-    """Pages for logged-in users having one of ``roles`` (any role when none are given)."""
+def page_login_required(*roles: str, login: str = "views.login") -> Callable[[F], F]:
+    """Pages for logged-in users having one of ``roles`` (any role when none are given); others
+    are sent to the ``login`` page."""
 
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             user = web_user()
             if user is None:
-                return redirect(url_for("views.login", next=request.full_path.rstrip("?")))
+                return redirect(url_for(login, next=request.full_path.rstrip("?")))
             if roles and not (user.roles & set(roles)):
                 abort(403)
             return view(*args, **kwargs)

@@ -471,6 +471,17 @@ def vn_datetime(value: Any) -> str:
     return to_vn(moment).strftime("%d/%m/%Y %H:%M")
 
 
+@bp.app_template_filter("vn_date")
+def vn_date(value: Any) -> str:
+    """An ISO date (or date) as dd/mm/yyyy."""
+    if not value:
+        return "—"
+    from datetime import date
+
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    return day.strftime("%d/%m/%Y")
+
+
 @bp.app_context_processor
 def _inject() -> dict[str, Any]:
     user = web_user()

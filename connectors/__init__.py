@@ -13,7 +13,7 @@ def build_registry(settings: Settings, factory: sessionmaker[Session]) -> Connec
     from connectors import demo, documents, interagency, notify, postal
 
     registry = ConnectorRegistry()
-    notify.register(registry, factory)
+    notify.register(registry, factory, settings)
     if settings.sandbox or settings.env != "production":
         demo.register(registry, factory)
         documents.register(registry, factory)

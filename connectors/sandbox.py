@@ -47,8 +47,11 @@ def record(
         return row.id, True
 
 
-def records(session: Session, *, provider: str, recipient: str | None = None) -> list[SandboxRecord]:
+def records(session: Session, *, provider: str, recipient: str | None = None,
+            key: str | None = None) -> list[SandboxRecord]:
     query = select(SandboxRecord).where(SandboxRecord.provider == provider)
     if recipient is not None:
         query = query.where(SandboxRecord.recipient == recipient)
+    if key is not None:
+        query = query.where(SandboxRecord.idempotency_key == key)
     return list(session.scalars(query.order_by(SandboxRecord.id)))

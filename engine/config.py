@@ -62,6 +62,9 @@ class Settings:
     sms_secret: str = ""
     smtp_host: str = ""
     smtp_port: int = 25
+    smtp_sender: str = "motcua@localhost"
+    # Citizens log in with an SMS code after their password (API.md: "when OTP is on").
+    citizen_otp: bool = True
     # Where npm installed the front-end libraries (bpmn-js); empty = node_modules of the checkout.
     node_modules: str = ""
     # Default UI language (vi); users may switch to en.
@@ -128,6 +131,18 @@ class Settings:
                 raise ConfigError("production needs PostgreSQL in MOTCUA_DATABASE_URL, not SQLite")
             if self.worker == "embedded":
                 raise ConfigError("production needs MOTCUA_WORKER=celery and a broker")
+            for name in ("payment", "postal", "sms"):
+                if getattr(self, f"{name}_url") and len(getattr(self, f"{name}_secret")) < 16:
+                    raise ConfigError(f"production needs MOTCUA_{name.upper()}_SECRET (16+ chars) to sign "
+                                      f"and check {name} messages")
+
+    def connector_secret(self, name: str) -> str | None:
+        """The HMAC key of a provider's messages (payment, postal, sms); outside production an unset
+        key falls back to the sandbox's known one. None: callbacks of that provider are refused."""
+        configured = getattr(self, f"{name}_secret")
+        if configured:
+            return str(configured)
+        return None if self.env == "production" else f"sandbox-{name}-secret"
 
     @property
     def is_test(self) -> bool:

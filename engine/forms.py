@@ -34,6 +34,17 @@ def check_schema(schema: Mapping[str, Any]) -> None:
     _validator(json.dumps(schema, sort_keys=True))
 
 
+# Field messages people can act on (no echo of the value; the portal translates them).
+PLAIN_MESSAGES = {
+    "minLength": "too short", "maxLength": "too long", "pattern": "not in the expected format",
+    "enum": "choose one of the options", "const": "not an allowed value", "type": "not the expected kind of value",
+    "minimum": "too small", "maximum": "too large", "exclusiveMinimum": "too small",
+    "exclusiveMaximum": "too large", "minItems": "choose at least one", "maxItems": "too many items",
+}
+FORMAT_MESSAGES = {"date": "not a valid date", "date-time": "not a valid date and time",
+                   "email": "not a valid e-mail address"}
+
+
 def validate(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, list[str]]:
     """Field path (dotted) → messages; empty when the data is valid."""
     import json
@@ -54,6 +65,8 @@ def validate(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, li
                 continue
             message = error.message
         else:
-            message = error.message
+            message = PLAIN_MESSAGES.get(str(error.validator), error.message)
+            if error.validator == "format":
+                message = FORMAT_MESSAGES.get(str(error.validator_value), message)
         errors.setdefault(path or "_", []).append(message)
     return errors

@@ -75,6 +75,9 @@ class Role(enum.StrEnum):
     AUDITOR = "auditor"
     ADMIN = "admin"
     CITIZEN = "citizen"
+    # A registered helper (youth volunteer at the commune's computer corner) who types dossiers in
+    # for citizens; each submission needs the citizen's consent by the OTP sent to their phone.
+    VOLUNTEER = "volunteer"
 
 
 OFFICER_ROLES = frozenset({Role.ONESTOP, Role.JUSTICE, Role.CULTURE, Role.LEADER})
@@ -140,6 +143,11 @@ class User(Base):
     # step is kept so a code cannot be replayed.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Citizens: date of birth (checked against the CCCD number), phone proved by an SMS code, and
+    # the applicant profile reused on every submission (address, organisation, budget unit …).
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    phone_verified_at: Mapped[datetime | None] = mapped_column()
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     unit: Mapped[Unit | None] = relationship()
@@ -482,3 +490,55 @@ class SandboxRecord(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column()
+
+
+class OtpChallenge(Base):
+    """A one-time code sent by SMS: registration, login, password reset, or a citizen's consent to
+    a dossier typed in for them. Only a salted hash of the code is kept; ``attempts`` and
+    ``sends`` bound guessing and resending, ``expires_at`` bounds its life."""
+
+    __tablename__ = "otp_challenge"
+    __table_args__ = (Index("ix_otp_challenge_phone_created", "phone", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # register | login | reset | consent
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    last_sent_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    sends: Mapped[int] = mapped_column(Integer, default=1)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    consumed_at: Mapped[datetime | None] = mapped_column()
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. the draft dossier to consent to
+
+
+class Payment(Base):
+    """An online payment of a dossier's fee through the payment provider; the provider's signed
+    callback settles it once (``reference`` is what the provider echoes back)."""
+
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="VND")
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | paid | failed
+    provider_transaction: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column()
+    settled_at: Mapped[datetime | None] = mapped_column()
+
+
+class CallbackReceipt(Base):
+    """A provider callback already applied (provider, its event id): a repeat changes nothing."""
+
+    __tablename__ = "callback_receipt"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(120))
+    dossier_id: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column()

@@ -232,7 +232,7 @@ def dossier_view(dossier: Dossier, procedure: Procedure, *, cal: WorkingCalendar
 
 def get_dossier_for(session: Session, actor: Actor, code: str) -> dict[str, Any]:
     """A dossier for the owner, officers of its unit, or an auditor; officers' reads are audited."""
-    dossier = _readable_dossier(session, actor, code, purpose="view")
+    dossier = readable_dossier(session, actor, code, purpose="view")
     cal = calendar_for(session)
     result = dossier_view(dossier, dossier.procedure, cal=cal)
     result["history"] = [
@@ -245,7 +245,7 @@ def get_dossier_for(session: Session, actor: Actor, code: str) -> dict[str, Any]
     return result
 
 
-def _readable_dossier(session: Session, actor: Actor, code: str, *, purpose: str) -> Dossier:
+def readable_dossier(session: Session, actor: Actor, code: str, *, purpose: str) -> Dossier:
     """The dossier when the caller may read it (as :func:`get_dossier_for`); officers' and
     auditors' reads are audited with ``purpose``."""
     dossier = get_dossier(session, code)
@@ -271,7 +271,7 @@ def attachment_row(attachment: Attachment) -> dict[str, Any]:
 def list_documents(session: Session, actor: Actor, code: str) -> list[dict[str, Any]]:
     """A dossier's files (the applicant's attachments; later the generated PDFs), oldest first,
     for the owner, officers of its unit and auditors. Contents are not loaded."""
-    return attachments_of(session, _readable_dossier(session, actor, code, purpose="documents"))
+    return attachments_of(session, readable_dossier(session, actor, code, purpose="documents"))
 
 
 def get_attachment(session: Session, actor: Actor, code: str, attachment_id: int) -> Attachment:
@@ -404,8 +404,10 @@ def latest_proposals(session: Session, dossier_ids: list[int]) -> dict[int, dict
             AuditEvent.dossier_id.in_(dossier_ids), AuditEvent.action == "task_completed")
             .order_by(AuditEvent.id.desc())):
         form = (event.data or {}).get("form") or {}
-        if event.dossier_id not in proposals and str(form.get("decision", "")).startswith("propose_"):
-            proposals[event.dossier_id] = {"at": to_vn(event.at).isoformat(), "actor": event.actor, "form": form}
+        dossier_id = event.dossier_id
+        if dossier_id is not None and dossier_id not in proposals \
+                and str(form.get("decision", "")).startswith("propose_"):
+            proposals[dossier_id] = {"at": to_vn(event.at).isoformat(), "actor": event.actor, "form": form}
     return proposals
 
 
@@ -454,3 +456,34 @@ def attachments_of(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
     """The dossier's attachments, metadata only (the caller has checked access)."""
     rows = session.scalars(select(Attachment).where(Attachment.dossier_id == dossier.id).order_by(Attachment.id))
     return [attachment_row(a) for a in rows]
+
+
+# --- citizen portal -------------------------------------------------------------------------------
+
+CITIZEN_EVENTS = ("dossier_submitted", "status_changed", "supplement_submitted", "due_date_changed",
+                  "payment_created", "payment_failed", "postal_picked_up", "postal_in_transit",
+                  "assisted_submission_confirmed", "case_finished")
+
+
+def citizen_dossiers(session: Session, actor: Actor) -> list[dict[str, Any]]:
+    """The citizen's own dossiers, newest first, with working days left."""
+    if actor.user_id is None:
+        return []
+    cal = calendar_for(session)
+    rows = session.execute(
+        select(Dossier, Procedure).join(Procedure, Procedure.id == Dossier.procedure_id)
+        .where(Dossier.citizen_id == actor.user_id).order_by(Dossier.id.desc()).limit(MAX_PAGE)
+    ).all()
+    return [dossier_view(dossier, procedure, cal=cal) for dossier, procedure in rows]
+
+
+def citizen_history(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
+    """What the applicant sees of a case's history: submissions, status changes, moves of the date."""
+    return [
+        {"at": to_vn(e.at).isoformat(), "action": e.action, "data": {
+            k: v for k, v in (e.data or {}).items() if k in ("from", "to", "reason", "status_code", "amount",
+                                                              "tracking", "typed_by")}}
+        for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.dossier_id == dossier.id, AuditEvent.action.in_(CITIZEN_EVENTS)).order_by(AuditEvent.id))
+    ]
+

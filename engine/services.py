@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import time as _time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -178,8 +179,14 @@ def fee_due(fee: Mapping[str, Any], form: Mapping[str, Any]) -> int:
     Kinds: free; fixed (``amount_vnd``, times ``copies`` when ``per_copy``); per_page
     (copy certification, Circular 226/2016: ``first_pages`` pages at ``page_vnd``, then
     ``next_page_vnd`` each, capped at ``max_vnd`` per copy); province (``amount_vnd`` set by the
-    province; 0 until an admin sets it).
+    province; 0 until an admin sets it). ``conditions`` (``[{"if": {field: value}, kind…}]``): the
+    first whose form values all match replaces the rule (a late birth registration pays the
+    provincial fee).
     """
+    for condition in fee.get("conditions") or []:
+        if all(form.get(name) == value for name, value in (condition.get("if") or {}).items()):
+            fee = {k: v for k, v in condition.items() if k != "if"}
+            break
     kind = fee.get("kind", "free")
     copies = max(1, int(form.get("copies", 1) or 1))
     if kind == "free":
@@ -497,6 +504,37 @@ def _apply_status(
                                                              "status_code": status.national_code})
     if status is DossierStatus.SUPPLEMENT_REQUESTED:
         _pause_clock(session, dossier, wf, reason="supplement")
+    if status.value in OUTBOX_NOTIFIED_STATUSES:
+        notify_applicant(session, dossier)
+
+
+# The lifecycle process sends its own notice (with the form it issues) for acceptance (Mẫu 01),
+# supplement (Mẫu 02), refusal (Mẫu 03), the result and the apology (Mẫu 04); `processing` follows
+# acceptance in the same step. The other changes reach the applicant through the outbox.
+OUTBOX_NOTIFIED_STATUSES = frozenset({"submitted", "payment_requested", "withdrawal_requested", "stopped",
+                                      "returned"})
+
+
+def queue_outbox(session: Session, dossier: Dossier, operation: str, params: Mapping[str, Any]) -> str:
+    """A message to send, committed with the case change (transactional outbox): the worker calls
+    the connector operation with the row id as idempotency key and retries with back-off."""
+    call_id = str(uuid.uuid4())
+    now = clock.now()
+    session.add(ServiceCall(id=call_id, dossier_id=dossier.id, operation=operation, params=dict(params),
+                            status="pending", created_at=now, next_attempt_at=now))
+    session.info.setdefault("motcua_new_service_calls", []).append(call_id)
+    return call_id
+
+
+def notify_applicant(session: Session, dossier: Dossier) -> None:
+    """Tell a citizen who follows the dossier in the portal (SMS, and e-mail when known) that its
+    status changed. Walk-in applicants without an account get the lifecycle's own notices."""
+    email = (dossier.applicant or {}).get("email")
+    if dossier.citizen_id is None or (not dossier.applicant_phone and not email):
+        return
+    queue_outbox(session, dossier, "notify.status_changed",
+                 {"dossier_code": dossier.code, "template": dossier.status, "status_code": dossier.status_code,
+                  "to": dossier.applicant_phone or "", "email": email or ""})
 
 
 def _pause_clock(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, reason: str) -> None:
@@ -874,6 +912,7 @@ def submit_dossier(
     session.add(dossier)
     session.flush()
     _store_attachments(session, dossier, uploads, kind=AttachmentKind.SUBMISSION, actor=actor)
+    notify_applicant(session, dossier)  # the code and the appointment, by SMS and e-mail
     data = {
         "dossier_code": code,
         "procedure": procedure.code,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import catalogue, jobs, services
+from engine import catalogue, clock, jobs, services
 from engine.db import transaction
 from engine.models import Dossier, Role, Task, Unit, User, UserRole
 from engine.security import hash_password
@@ -72,11 +72,16 @@ def _seed_accounts(session: Session) -> list[Login]:
             _user(session, username, f"{title} {name.removeprefix('UBND ')}", [role.value],
                   unit_id=unit.id, title=title)
             logins.append(Login(username, role.value, code))
+        # A youth volunteer at the commune's computer corner (assisted submission).
+        _user(session, f"volunteer.{code}", f"Tình nguyện viên {name.removeprefix('UBND ')}", [Role.VOLUNTEER.value],
+              unit_id=unit.id, title="Tình nguyện viên")
+        logins.append(Login(f"volunteer.{code}", Role.VOLUNTEER.value, code))
     for role, title in GLOBAL_USERS:
         _user(session, role.value, title, [role.value], title=title)
         logins.append(Login(role.value, role.value, None))
     _user(session, CITIZEN["username"], CITIZEN["full_name"], [Role.CITIZEN.value],
-          id_number=CITIZEN["username"], phone=CITIZEN["phone"], email=CITIZEN["email"])
+          id_number=CITIZEN["username"], phone=CITIZEN["phone"], email=CITIZEN["email"],
+          date_of_birth=date(1999, 5, 12), phone_verified_at=clock.now())
     logins.append(Login(CITIZEN["username"], Role.CITIZEN.value, None))
     session.flush()
     return logins

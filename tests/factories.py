@@ -131,3 +131,38 @@ def api_login_body(app, username: str, password: str) -> dict[str, str]:
             secret = user.totp_secret
         body["otp"] = pyotp.TOTP(secret).at(clock.now())
     return body
+
+
+def sms_code(app, phone: str) -> str:
+    """The last one-time code the SMS sandbox received for ``phone``."""
+    import re
+
+    from connectors import sandbox
+    from engine.db import transaction
+
+    with transaction(app.extensions["motcua"].factory) as session:
+        texts = [r.payload["text"] for r in sandbox.records(session, provider="sms", recipient=phone)]
+    codes = [m.group(1) for t in texts if (m := re.search(r"la ([0-9]{6})", t))]
+    assert codes, f"no code was sent to {phone}"
+    return codes[-1]
+
+
+def api_token(client, username: str, password: str) -> str:
+    """A bearer token for any demo user: leaders with their TOTP code, citizens with the login code
+    read from the SMS sandbox."""
+    response = client.post("/api/v1/auth/login", json=api_login_body(client.application, username, password))
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    if answer.get("otp_required") and answer.get("method") == "sms":
+        from sqlalchemy import select
+
+        from engine.db import transaction
+        from engine.models import User
+
+        with transaction(client.application.extensions["motcua"].factory) as session:
+            phone = session.scalar(select(User.phone).where(User.username == username))
+        response = client.post("/api/v1/auth/otp", json={"username": username,
+                                                         "otp": sms_code(client.application, phone)})
+        assert response.status_code == 200, response.get_json()
+        answer = response.get_json()
+    return str(answer["token"])

@@ -17,6 +17,7 @@ from engine.db import transaction
 from engine.models import Dossier, Task
 from scripts.seed import CITIZEN, DEMO_PASSWORD
 from tests.e2e.conftest import Officer, text_of, totp_now
+from tests.factories import api_token
 
 PROCEDURE = "birth_registration"
 FORM = {
@@ -40,9 +41,7 @@ def _png(width: int = 40, height: int = 24) -> bytes:
 
 def _submit_online(app) -> str:
     client = app.test_client()
-    login = {"username": CITIZEN["username"], "password": DEMO_PASSWORD}
-    token = client.post("/api/v1/auth/login", json=login).get_json()
-    headers = {"Authorization": f"Bearer {token['token']}"}
+    headers = {"Authorization": f"Bearer {api_token(client, CITIZEN['username'], DEMO_PASSWORD)}"}
     body = {
         "procedure": PROCEDURE, "unit": "anhoathinh",
         "applicant": {"type": "individual", "full_name": "Phạm Thị Dung", "phone": "0900000001"},

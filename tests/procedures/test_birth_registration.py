@@ -129,14 +129,13 @@ def test_leader_returns_then_approves(case):
 
 
 def test_late_registration_is_marked_for_the_provincial_fee(case):
-    # Civil Status Law art. 15: more than 60 days after the birth. The catalogue fee is free (the
-    # engine cannot charge only when late): the process marks the case and the one-stop officer
-    # collects the province's fee (Hà Tĩnh example 10,000 VND) on hand-back.
+    # Civil Status Law art. 15: more than 60 days after the birth. The catalogue's fee condition on
+    # late_registration charges the province's fee (Hà Tĩnh example 10,000 VND); at the counter the
+    # one-stop officer collects it on hand-back.
     dossier = case.submit(form=LATE_FORM, at=THURSDAY)
-    assert services.fee_due(dossier.procedure.catalogue["fee"], dossier.form) == 0
-    late_rate = dossier.procedure.catalogue["fee"]["late_registration"]
-    assert late_rate == {"kind": "province", "amount_vnd": 10000,
-                         "source": "NQ 253/2020/NQ-HĐND Hà Tĩnh (đăng lại 2022–2023)"}
+    assert services.fee_due(dossier.procedure.catalogue["fee"], dossier.form) == 10000
+    assert services.fee_due(dossier.procedure.catalogue["fee"], FORM) == 0
+    late_rate = {"amount_vnd": dossier.terms["fee_due"]}
     assert dossier.due_at == datetime(2026, 11, 19, 17, 0, tzinfo=VN_TZ)  # same legal time
     case.complete("receive", **ACCEPT)
     case.complete("appraise", **APPRAISE)

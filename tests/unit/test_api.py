@@ -20,7 +20,7 @@ from engine.db import transaction
 from engine.migrate import upgrade
 from engine.models import Attachment, Dossier, Task, User
 from scripts.seed import DEMO_PASSWORD, _seed_accounts
-from tests.factories import api_login_body
+from tests.factories import api_token
 
 PROCEDURE = "marital_status_confirmation"
 FORM = {"purpose": "Kết hôn", "residence": "Thôn Đông, xã An Hòa Thịnh"}
@@ -80,9 +80,7 @@ _tokens: dict[str, str] = {}
 
 def _token(client, username: str) -> dict[str, str]:
     if username not in _tokens:
-        response = client.post("/api/v1/auth/login", json=api_login_body(client.application, username, DEMO_PASSWORD))
-        assert response.status_code == 200, response.get_json()
-        _tokens[username] = response.get_json()["token"]
+        _tokens[username] = api_token(client, username, DEMO_PASSWORD)
     return {"Authorization": f"Bearer {_tokens[username]}"}
 
 

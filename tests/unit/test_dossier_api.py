@@ -20,7 +20,7 @@ from engine.migrate import upgrade
 from engine.models import Attachment, AuditEvent, Dossier, DossierCodeCounter, Role, User, UserRole
 from engine.security import hash_password
 from scripts.seed import CITIZEN, DEMO_PASSWORD, _seed_accounts
-from tests.factories import api_login_body
+from tests.factories import api_token
 
 PROCEDURE = "marital_status_confirmation"
 FORM = {"purpose": "Kết hôn", "residence": "Thôn Đông, xã An Hòa Thịnh"}
@@ -73,9 +73,7 @@ _tokens: dict[str, str] = {}
 
 def auth(client, username: str) -> dict[str, str]:
     if username not in _tokens:
-        response = client.post("/api/v1/auth/login", json=api_login_body(client.application, username, DEMO_PASSWORD))
-        assert response.status_code == 200, response.get_json()
-        _tokens[username] = response.get_json()["token"]
+        _tokens[username] = api_token(client, username, DEMO_PASSWORD)
     return {"Authorization": f"Bearer {_tokens[username]}"}
 
 
