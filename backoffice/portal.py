@@ -44,6 +44,13 @@ PARAMETRISED = [  # engine messages with numbers in them: (pattern, msgid with %
 ]
 
 
+@bp.errorhandler(ServiceError)
+def _refused(exc: ServiceError) -> ResponseReturnValue:
+    """A refused read or action (another citizen's dossier, nothing due …): nothing changed."""
+    db().rollback()
+    return render_template("error.html", status=exc.http_status, message=say(exc.message)), exc.http_status
+
+
 def say(message: str) -> str:
     """An engine message in the page's language."""
     for pattern, msgid in PARAMETRISED:
@@ -67,8 +74,17 @@ def field_errors(exc: ServiceError) -> dict[str, list[str]]:
 
 
 def _files(name: str = "attachments") -> list[dict[str, str]]:
-    return [{"name": f.filename or "", "mime": f.mimetype or "", "content_base64": base64.b64encode(f.read()).decode()}
-            for f in request.files.getlist(name) if f.filename]
+    """Uploaded files as the engine takes them; large uploads were spooled to temporary files,
+    closed here once read."""
+    files = []
+    for upload in request.files.getlist(name):
+        try:
+            if upload.filename:
+                files.append({"name": upload.filename, "mime": upload.mimetype or "",
+                              "content_base64": base64.b64encode(upload.read()).decode()})
+        finally:
+            upload.close()
+    return files
 
 
 def _procedure(code: str) -> Procedure:
