@@ -32,7 +32,9 @@ def mail_messages() -> ResponseReturnValue:
 
 
 def _callback(provider: str, path: str, body: dict[str, Any]) -> int:
-    """POST a signed callback to the app over HTTP, as the provider's server would."""
+    """POST a signed callback to the app over HTTP, as the provider's server would. This request's
+    transaction ends first: the callback is another request that writes."""
+    db().rollback()
     secret = motcua().settings.connector_secret(provider)
     assert secret is not None  # sandboxes never run in production
     status, _body = post_signed(request.host_url.rstrip("/") + path, body, secret, timeout=15)
