@@ -18,6 +18,7 @@ from backoffice.api import _actor, _json_body, _object, _text, bp
 from backoffice.auth import issue_token, login_required
 from backoffice.errors import error_response
 from backoffice.extensions import db, motcua
+from backoffice.security import safe_next
 from connectors import notify
 from connectors import payment as payment_connector
 from connectors.http import sign
@@ -40,7 +41,7 @@ def phone_hint(phone: str) -> str:
 
 
 def _commit_then_raise(exc: ServiceError) -> ServiceError:
-    db().commit()  # a wrong code counts even though the request fails
+    db().commit()  # a wrong code counts even though the request fails (only the code was touched)
     return exc
 
 
@@ -62,7 +63,7 @@ def verify_citizen() -> ResponseReturnValue:
     session = db()
     try:
         user = citizens.confirm_registration(session, str(body["id_number"]), str(body["otp"]))
-    except ServiceError as exc:
+    except citizens.OtpError as exc:
         raise _commit_then_raise(exc) from None
     session.commit()
     return jsonify({"id_number": user.username, "verified": True})
@@ -88,7 +89,11 @@ def resend_code() -> ResponseReturnValue:
 def password_reset() -> ResponseReturnValue:
     body = _json_body("id_number")
     session = db()
-    started = citizens.request_password_reset(session, str(body["id_number"]))
+    try:
+        started = citizens.request_password_reset(session, str(body["id_number"]))
+    except citizens.RateLimitedError:
+        session.rollback()
+        started = None  # answered like an unknown number: a 429 would tell that the account exists
     challenge = citizens.open_challenge(session, started[0], "reset") if started else None
     session.commit()
     if started is not None and challenge is not None:
@@ -103,7 +108,7 @@ def password_reset_confirm() -> ResponseReturnValue:
     session = db()
     try:
         citizens.reset_password(session, str(body["id_number"]), str(body["otp"]), str(body["password"]))
-    except ServiceError as exc:
+    except citizens.OtpError as exc:
         raise _commit_then_raise(exc) from None
     session.commit()
     return jsonify({"reset": True})
@@ -131,7 +136,7 @@ def login_code() -> ResponseReturnValue:
         return error_response(401, "unauthorized", "wrong or expired code", {"otp": ["wrong or expired code"]})
     try:
         citizens.verify_otp(session, user, "login", str(body["otp"]))
-    except ServiceError as exc:
+    except citizens.OtpError as exc:
         session.commit()
         return error_response(401, "unauthorized", exc.message, exc.fields)
     session.commit()
@@ -203,7 +208,7 @@ def create_payment(code: str) -> ResponseReturnValue:
     return_url = str(_json_body_or_empty().get("return_url") or "")
     url = payment_connector.create(
         ext.settings, ext.factory, reference=payment.reference, amount=payment.amount, currency=payment.currency,
-        dossier_code=code, return_url=return_url if return_url.startswith("/") else "",
+        dossier_code=code, return_url=safe_next(return_url, ""),
         sandbox_page=url_for("sandbox.payment_page", reference=payment.reference, _external=True)
         if ext.settings.sandbox else "")
     return jsonify({"reference": payment.reference, "amount": payment.amount, "currency": payment.currency,
@@ -290,7 +295,7 @@ def assisted_confirm(consent_id: int) -> ResponseReturnValue:
     session = db()
     try:
         dossier = portal.confirm_assisted(session, actor=_actor(), challenge_id=consent_id, code=str(body["otp"]))
-    except InvalidDataError as exc:
+    except citizens.OtpError as exc:
         raise _commit_then_raise(exc) from None
     result = {"code": dossier.code, "status": dossier.status, "status_code": dossier.status_code,
               "due_at": to_vn(dossier.due_at).isoformat() if dossier.due_at else None}

@@ -222,7 +222,7 @@ def enter_code() -> ResponseReturnValue:
                 abort(400)
             citizens.verify_otp(session_db, found, "login", code)
             user = found
-    except InvalidDataError as exc:
+    except citizens.OtpError as exc:
         session_db.commit()  # a wrong code counts
         return render_template("portal/code.html", purpose=purpose, errors=field_errors(exc)), 422
     session_db.commit()
@@ -451,7 +451,7 @@ def assist_confirm(consent_id: int) -> ResponseReturnValue:
     try:
         dossier = portal.confirm_assisted(session_db, actor=web_actor(), challenge_id=consent_id,
                                           code=request.form.get("otp", ""))
-    except InvalidDataError as exc:
+    except citizens.OtpError as exc:
         session_db.commit()  # a wrong code counts
         return render_template("portal/code.html", purpose="consent", consent_id=consent_id,
                                errors=field_errors(exc)), 422

@@ -82,6 +82,10 @@ def login() -> ResponseReturnValue:
             else _("Wrong username or password.")
         return render_template("login.html", next=next_url, error=message, username=username), 401
     session_db.commit()
+    if user.roles == {Role.CITIZEN.value}:
+        # Citizens log in through the portal, where the SMS code is asked.
+        flash(_("Citizens log in to the public services portal."), "info")
+        return redirect(url_for("portal.login"))
     if accounts.totp_required(user):
         start_pending(user)
         session["next"] = safe_next(next_url, "")

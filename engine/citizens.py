@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import clock
+from engine import accounts, clock
 from engine.audit import record_event
 from engine.models import OtpChallenge, Role, User, UserRole
 from engine.security import hash_password
@@ -44,7 +45,7 @@ PROVINCE_CODES = {
 # The 4th digit: century of birth and gender (Circular 07/2016 art. 7 / Decree 137/2015 art. 7).
 CENTURY_GENDER = {"0": (1900, "male"), "1": (1900, "female"), "2": (2000, "male"), "3": (2000, "female"),
                   "4": (2100, "male"), "5": (2100, "female"), "6": (2200, "male"), "7": (2200, "female"),
-                  "8": (1800, "male"), "9": (1800, "female")}
+                  "8": (2300, "male"), "9": (2300, "female")}
 # Vietnamese mobile numbers: 10 digits, networks 03x, 05x, 07x, 08x, 09x (after the 2018 renumbering).
 MOBILE = re.compile(r"^0[35789][0-9]{8}$")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -64,6 +65,10 @@ OTP_PURPOSES = ("register", "login", "reset", "consent")
 class RateLimitedError(ServiceError):
     code = "rate_limited"
     http_status = 429
+
+
+class OtpError(InvalidDataError):
+    """The code itself was refused (wrong, expired, used up): the failed try is kept."""
 
 
 # --- field checks ---------------------------------------------------------------------------------
@@ -242,36 +247,45 @@ def resend_otp(session: Session, user: User, purpose: str) -> tuple[OtpChallenge
     challenge.code_hash = _hash_code(code)
     challenge.sends += 1
     challenge.last_sent_at = now
-    challenge.expires_at = now + OTP_TTL
-    challenge.attempts = 0
+    challenge.expires_at = now + OTP_TTL  # wrong tries stay counted: a resend does not revive a dead code
     session.flush()
     return challenge, code
 
 
 def verify_otp(session: Session, user: User, purpose: str, code: str) -> OtpChallenge:
-    """Consume the open code of ``purpose``. A wrong code counts; after OTP_MAX_ATTEMPTS the
-    challenge is dead and a new one must be asked for. Wrong attempts are kept (commit even on
-    error) and audited."""
+    """Consume the open code of ``purpose``. A wrong code counts on the code (dead after
+    OTP_MAX_ATTEMPTS) and on the account, which is locked like after wrong passwords
+    (accounts.MAX_FAILED_LOGINS, accounts.LOCKOUT): a new code does not give new guesses. The
+    caller commits even on OtpError so the failure is kept; it is audited."""
+    now = clock.now()
+    if user.locked_until is not None and user.locked_until > now:
+        raise OtpError("too many wrong codes; try again later",
+                       fields={"otp": ["too many wrong codes; try again later"]})
     challenge = session.scalar(select(OtpChallenge).where(
         OtpChallenge.user_id == user.id, OtpChallenge.purpose == purpose, OtpChallenge.consumed_at.is_(None))
         .order_by(OtpChallenge.id.desc()).limit(1).with_for_update())
-    now = clock.now()
     if challenge is None or challenge.attempts >= OTP_MAX_ATTEMPTS:
-        raise InvalidDataError("no valid code is waiting; ask for a new code",
-                               fields={"otp": ["no valid code is waiting; ask for a new code"]})
+        raise OtpError("no valid code is waiting; ask for a new code",
+                       fields={"otp": ["no valid code is waiting; ask for a new code"]})
     if challenge.expires_at <= now:
-        raise InvalidDataError("the code has expired; ask for a new code",
-                               fields={"otp": ["the code has expired; ask for a new code"]})
+        raise OtpError("the code has expired; ask for a new code",
+                       fields={"otp": ["the code has expired; ask for a new code"]})
     if not _code_matches(challenge.code_hash, code or ""):
         challenge.attempts += 1
-        record_event(session, action="otp_failed", actor=user.username, actor_id=user.id,
-                     data={"purpose": purpose, "attempts": challenge.attempts})
+        user.failed_logins += 1
+        data: dict[str, Any] = {"purpose": purpose, "attempts": challenge.attempts}
+        if user.failed_logins >= accounts.MAX_FAILED_LOGINS:
+            user.locked_until = now + accounts.LOCKOUT
+            user.failed_logins = 0
+            data["locked_until"] = user.locked_until.isoformat()
+        record_event(session, action="otp_failed", actor=user.username, actor_id=user.id, data=data)
         session.flush()
-        if challenge.attempts >= OTP_MAX_ATTEMPTS:
-            raise InvalidDataError("too many wrong codes; ask for a new code",
-                                   fields={"otp": ["too many wrong codes; ask for a new code"]})
-        raise InvalidDataError("wrong code", fields={"otp": ["wrong code"]})
+        if challenge.attempts >= OTP_MAX_ATTEMPTS or "locked_until" in data:
+            raise OtpError("too many wrong codes; ask for a new code",
+                           fields={"otp": ["too many wrong codes; ask for a new code"]})
+        raise OtpError("wrong code", fields={"otp": ["wrong code"]})
     challenge.consumed_at = now
+    user.failed_logins = 0
     session.flush()
     return challenge
 
@@ -359,8 +373,20 @@ def reset_password(session: Session, id_number: str, code: str, password: str) -
 
 
 def otp_text(purpose: str, code: str, context: Mapping[str, Any] | None = None) -> str:
-    """The SMS text (Vietnamese, no diacritics are needed by the gateway but they are kept)."""
+    """The SMS text, in Vietnamese without diacritics (a GSM-7 message of 160 characters; Unicode
+    would cost two or three)."""
+    context = context or {}
+    delivery = str(context.get("delivery") or "")
+    where = "nhan ket qua tai Bo phan Mot cua" if delivery == "counter" else "nhan qua buu dien: " + delivery[6:]
     what = {"register": "dang ky tai khoan", "login": "dang nhap", "reset": "dat lai mat khau",
-            "consent": "xac nhan nop ho so " + str((context or {}).get("procedure_name", ""))}[purpose]
+            "consent": f"xac nhan nop ho so {context.get('procedure_name', '')} ({where}) do "
+                       f"{context.get('assistant', '')} nhap ho"}[purpose]
     minutes = int(OTP_TTL.total_seconds() // 60)
-    return f"motcua: ma xac thuc {what} la {code}, hieu luc {minutes} phut. Khong cung cap ma nay cho nguoi khac."
+    return _plain(f"motcua: ma xac thuc {what} la {code}, hieu luc {minutes} phut. "
+                  "Khong cung cap ma nay cho nguoi khac.")
+
+
+def _plain(text: str) -> str:
+    """Vietnamese without diacritics (đ → d)."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")

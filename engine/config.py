@@ -137,12 +137,14 @@ class Settings:
                                       f"and check {name} messages")
 
     def connector_secret(self, name: str) -> str | None:
-        """The HMAC key of a provider's messages (payment, postal, sms); outside production an unset
-        key falls back to the sandbox's known one. None: callbacks of that provider are refused."""
+        """The HMAC key of a provider's messages (payment, postal, sms). Only the sandbox (no
+        provider URL, not production) falls back to a known key. None: callbacks are refused."""
         configured = getattr(self, f"{name}_secret")
         if configured:
             return str(configured)
-        return None if self.env == "production" else f"sandbox-{name}-secret"
+        if self.env == "production" or getattr(self, f"{name}_url"):
+            return None  # a real provider always has its own key
+        return f"sandbox-{name}-secret"
 
     @property
     def is_test(self) -> bool:

@@ -7,7 +7,7 @@ later move of the date (verification extension, apology) with its reason.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -20,9 +20,11 @@ from engine.services import calendar_for, dossier_terms, legal_due
 MAX_LISTED_DAYS = 120
 
 
-def _day_row(cal: WorkingCalendar, d: date) -> dict[str, Any]:
+def _day_row(cal: WorkingCalendar, d: date, *, every_day: bool = False) -> dict[str, Any]:
+    """One day of the count; ``every_day`` for limits in calendar days (only the last day must be
+    a working day)."""
     entry = cal.entry(d)
-    working = cal.is_working_day(d)
+    working = every_day or cal.is_working_day(d)
     if entry is not None:
         reason = "make_up_day" if working else entry.kind
     else:
@@ -81,13 +83,15 @@ def explain(session: Session, dossier: Dossier) -> dict[str, Any]:
     else:
         day = start_local.date() + timedelta(days=1) if rule == "calendar_days" else start_local.date()
     while day <= due_day and len(result["days"]) < MAX_LISTED_DAYS:
-        result["days"].append(_day_row(cal, day))
+        result["days"].append(_day_row(cal, day, every_day=rule == "calendar_days"))
         day += timedelta(days=1)
     for event in session.scalars(select(AuditEvent).where(
             AuditEvent.dossier_id == dossier.id, AuditEvent.action == "due_date_changed").order_by(AuditEvent.id)):
         data = event.data or {}
         result["changes"].append({"at": to_vn(event.at).isoformat(), "from": data.get("from"), "to": data.get("to"),
                                   "reason": data.get("reason")})
-    result["matches"] = bool(result["changes"]) or dossier.due_at is None or result["paused"] \
-        or abs((dossier.due_at - computed).total_seconds()) < 1
+    # The stored due moment is the rule's, or the last audited change's.
+    expected = computed if not result["changes"] else datetime.fromisoformat(result["changes"][-1]["to"])
+    result["matches"] = dossier.due_at is None or result["paused"] \
+        or abs((dossier.due_at - expected).total_seconds()) < 1
     return result

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,6 @@ from engine.models import (
     DossierStatus,
     OtpChallenge,
     Payment,
-    Procedure,
     Role,
     User,
 )
@@ -34,6 +34,8 @@ from engine.services import (
     _data_value,
     _deliver,
     _store_attachments,
+    check_submission,
+    fee_due,
     get_dossier,
     load_workflow,
     lock_dossier,
@@ -69,13 +71,20 @@ def answer_supplement(session: Session, code: str, *, actor: Actor, note: str = 
         raise InvalidDataError("send the requested files, fields or an explanation",
                                fields={"attachments": ["send the requested files, fields or an explanation"]})
     _store_attachments(session, dossier, uploads, kind=AttachmentKind.SUPPLEMENT, actor=actor)
+    wf = load_workflow(session, dossier)
     if form:
+        # Corrected fields may change the fee (a late registration): the case's data follows.
         dossier.form = merged
+        fee = fee_due((dossier.terms or {}).get("fee") or {}, merged)
+        dossier.terms = {**(dossier.terms or {}), "fee_due": fee}
+        for task in wf.get_tasks(state=SpiffState.NOT_FINISHED_MASK):
+            task.data.update({"form": dict(merged), "fee_due": fee})
     _audit(session, actor, "supplement_submitted", dossier,
            data={"note": note[:2000], "fields": sorted((form or {}).keys()),
                  "attachments": [u.summary() for u in uploads]})
     return _deliver(session, dossier, "supplement_received",
-                    {"note": note[:2000], "form": dict(form or {}), "files": [u.name for u in uploads]}, actor=actor)
+                    {"note": note[:2000], "form": dict(form or {}), "files": [u.name for u in uploads]},
+                    actor=actor, wf=wf)
 
 
 def withdraw(session: Session, code: str, *, actor: Actor, reason: str) -> Dossier:
@@ -110,7 +119,14 @@ def create_payment(session: Session, code: str, *, actor: Actor) -> Payment:
 def settle_payment(session: Session, *, event_id: str, reference: str, amount: int, currency: str,
                    status: str, transaction: str) -> tuple[Payment, bool]:
     """Apply the provider's (already authenticated) callback. Returns (payment, changed): the same
-    event twice, or a second success for a settled payment, changes nothing."""
+    event twice, or a second success for a settled payment, changes nothing. A failure can be
+    followed by a success (the citizen tried again on the provider's page). Money received for a
+    dossier that no longer waits for it (withdrawn meanwhile) is kept as paid and flagged for a
+    refund, never lost."""
+    if not event_id.strip():
+        raise InvalidDataError("the callback has no event_id", fields={"event_id": ["required"]})
+    if status not in ("paid", "failed"):
+        raise InvalidDataError(f"unknown payment status {status!r}", fields={"status": ["paid or failed"]})
     payment = session.scalar(select(Payment).where(Payment.reference == reference).with_for_update())
     if payment is None:
         raise NotFoundError(f"no payment {reference}")
@@ -122,20 +138,25 @@ def settle_payment(session: Session, *, event_id: str, reference: str, amount: i
                                fields={"amount": [f"must be {payment.amount} {payment.currency}"]})
     session.add(CallbackReceipt(provider="payment", event_id=event_id, dossier_id=payment.dossier_id,
                                 received_at=clock.now()))
-    if payment.status != "pending":
+    if payment.status == "paid" or (status == "failed" and payment.status == "failed"):
         session.flush()
         return payment, False
-    dossier = session.get(Dossier, payment.dossier_id)
-    assert dossier is not None
+    dossier = lock_dossier(session, payment.dossier_id)
+    provider = Actor("payment")
     payment.provider_transaction = transaction
     payment.settled_at = clock.now()
-    if status != "paid":
+    if status == "failed":
         payment.status = "failed"
-        _audit(session, Actor("payment"), "payment_failed", dossier, data={"reference": reference})
+        _audit(session, provider, "payment_failed", dossier, data={"reference": reference})
         session.flush()
         return payment, True
     payment.status = "paid"
-    record_payment(session, dossier.code, actor=Actor("payment"), amount=amount, reference=reference)
+    if dossier.status != DossierStatus.PAYMENT_REQUESTED.value:
+        _audit(session, provider, "payment_refund_due", dossier,
+               data={"reference": reference, "amount": amount, "status": dossier.status})
+        session.flush()
+        return payment, True
+    record_payment(session, dossier.code, actor=provider, amount=amount, reference=reference)
     return payment, True
 
 
@@ -168,27 +189,39 @@ ASSISTANT_ROLES = frozenset({Role.ONESTOP.value, Role.VOLUNTEER.value})
 
 def start_assisted(session: Session, *, actor: Actor, citizen_id_number: str,
                    dossier: Mapping[str, Any]) -> tuple[OtpChallenge, User, str]:
-    """An officer or volunteer has typed a dossier for a registered citizen: check it fully, keep
-    it as the draft the citizen consents to, and return the code to send to the citizen's phone."""
+    """An officer or volunteer has typed a dossier for a registered citizen: check it as fully as a
+    submission, keep it as the draft the citizen consents to, and return the code to send to the
+    citizen's phone. The SMS names the procedure and where the result goes."""
     if not actor.roles & ASSISTANT_ROLES:
         raise ForbiddenError("one-stop officers and registered volunteers only")
     citizen = citizens.find_citizen(session, citizen_id_number)
     if citizen is None or not citizen.is_active:
         raise InvalidDataError("no registered citizen has this ID number",
                                fields={"citizen_id_number": ["no registered citizen has this ID number"]})
-    procedure = session.scalar(select(Procedure).where(Procedure.code == str(dossier.get("procedure") or "")))
-    if procedure is None:
-        raise InvalidDataError("unknown procedure", fields={"procedure": ["unknown procedure"]})
-    schema = procedure.catalogue.get("form_schema")
-    if schema and (errors := forms.validate(schema, dossier.get("form") or {})):
-        raise InvalidDataError("the form has errors", fields={f"form.{k}": v for k, v in errors.items()})
-    validate_attachments(dossier.get("attachments"))
+    applicant = _assisted_applicant(citizen, dossier.get("applicant") or {})
+    if errors := citizens.applicant_errors(applicant):
+        raise InvalidDataError("the applicant has errors", fields=errors)
+    procedure, _unit, delivery, _uploads = check_submission(
+        session, procedure_code=str(dossier.get("procedure") or ""), unit_code=str(dossier.get("unit") or ""),
+        applicant=applicant, form=dossier.get("form") or {}, channel="online", delivery=dossier.get("delivery"),
+        attachments=dossier.get("attachments"))
     context = {"dossier": dict(dossier), "assistant": actor.name, "assistant_id": actor.user_id,
-               "procedure_name": procedure.name_vi}
+               "procedure_name": procedure.name_vi,
+               "delivery": "post: " + str(delivery.get("address")) if delivery["method"] == "post" else "counter"}
     challenge, code = citizens.issue_otp(session, citizen, "consent", context=context)
     _audit(session, actor, "assisted_submission_started", None,
            data={"citizen": citizen.username, "procedure": procedure.code, "challenge": challenge.id})
     return challenge, citizen, code
+
+
+def _assisted_applicant(citizen: User, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The applicant of an assisted dossier: the citizen's identity and contact details, never the
+    assistant's (notices and results must reach the citizen)."""
+    applicant = {k: v for k, v in dict(given).items() if k not in ("phone", "email", "full_name", "id_number")}
+    applicant.update({"full_name": citizen.full_name, "id_number": citizen.id_number, "phone": citizen.phone})
+    if citizen.email:
+        applicant["email"] = citizen.email
+    return applicant
 
 
 def confirm_assisted(session: Session, *, actor: Actor, challenge_id: int, code: str) -> Dossier:
@@ -203,16 +236,12 @@ def confirm_assisted(session: Session, *, actor: Actor, challenge_id: int, code:
     if checked.id != challenge.id:
         raise ConflictError("a newer consent request replaced this one", fields={"otp": ["start again"]})
     body = challenge.context["dossier"]
-    applicant = {**dict(body.get("applicant") or {}), "full_name": citizen.full_name,
-                 "id_number": citizen.id_number, "phone": citizen.phone}
-    if citizen.email:
-        applicant.setdefault("email", citizen.email)
     dossier = submit_dossier(
-        session, procedure_code=str(body.get("procedure")), unit_code=str(body.get("unit")), applicant=applicant,
-        form=body.get("form") or {}, channel="online", delivery=body.get("delivery"), actor=actor,
-        citizen_id=citizen.id, attachments=body.get("attachments"))
+        session, procedure_code=str(body.get("procedure")), unit_code=str(body.get("unit")),
+        applicant=_assisted_applicant(citizen, body.get("applicant") or {}), form=body.get("form") or {},
+        channel="online", delivery=body.get("delivery"), actor=actor, citizen_id=citizen.id,
+        attachments=body.get("attachments"))
     challenge.context = {**challenge.context, "dossier": {"code": dossier.code}}  # drop the files' copy
     _audit(session, actor, "assisted_submission_confirmed", dossier,
            data={"citizen": citizen.username, "typed_by": actor.name, "consent": "sms_otp"})
     return dossier
-

@@ -184,7 +184,8 @@ def fee_due(fee: Mapping[str, Any], form: Mapping[str, Any]) -> int:
     provincial fee).
     """
     for condition in fee.get("conditions") or []:
-        if all(form.get(name) == value for name, value in (condition.get("if") or {}).items()):
+        when = condition.get("if") or {}
+        if when and all(form.get(name) == value for name, value in when.items()):
             fee = {k: v for k, v in condition.items() if k != "if"}
             break
     kind = fee.get("kind", "free")
@@ -839,6 +840,43 @@ def _store_attachments(session: Session, dossier: Dossier, uploads: Sequence[Upl
 # --- commands ---------------------------------------------------------------------------------
 
 
+def check_submission(
+    session: Session,
+    *,
+    procedure_code: str,
+    unit_code: str,
+    applicant: Mapping[str, Any],
+    form: Mapping[str, Any] | None,
+    channel: str,
+    delivery: Mapping[str, Any] | None,
+    attachments: Sequence[Mapping[str, Any]] | None,
+) -> tuple[Procedure, Unit, dict[str, Any], list[Upload]]:
+    """Every check of a submission, before anything is written: (procedure, unit, delivery, files)."""
+    procedure = session.scalar(select(Procedure).where(Procedure.code == procedure_code))
+    if procedure is None or not procedure.is_active:
+        raise InvalidDataError(f"unknown procedure {procedure_code!r}", fields={"procedure": ["unknown procedure"]})
+    unit = session.scalar(select(Unit).where(Unit.code == unit_code))
+    if unit is None:
+        raise InvalidDataError(f"unknown unit {unit_code!r}", fields={"unit": ["unknown unit"]})
+    if channel not in ("online", "counter", "post"):
+        raise InvalidDataError(f"unknown channel {channel!r}", fields={"channel": ["online, counter or post"]})
+    name = str(applicant.get("full_name") or applicant.get("name") or "").strip()
+    if not name:
+        raise InvalidDataError("applicant name is required", fields={"applicant.full_name": ["required"]})
+    form_schema = procedure.catalogue.get("form_schema")
+    if form_schema:
+        errors = forms.validate(form_schema, form or {})
+        if errors:
+            raise InvalidDataError("the form has errors", fields={f"form.{k}": v for k, v in errors.items()})
+    delivery_ = dict(delivery or {"method": "counter"})
+    options = procedure.catalogue.get("delivery") or ["counter"]
+    if delivery_.get("method") not in options:
+        raise InvalidDataError("unknown delivery method", fields={"delivery.method": [f"one of {options}"]})
+    if delivery_["method"] == "post" and not str(delivery_.get("address") or "").strip():
+        raise InvalidDataError("a postal address is required", fields={"delivery.address": ["required"]})
+    return procedure, unit, delivery_, validate_attachments(attachments)
+
+
 def submit_dossier(
     session: Session,
     *,
@@ -861,29 +899,10 @@ def submit_dossier(
     ("if previously married", "shown, not attached"), so the one-stop officer checks completeness
     at receipt (Decree 61/2018 art. 15) and asks for a supplement when something is missing.
     """
-    procedure = session.scalar(select(Procedure).where(Procedure.code == procedure_code))
-    if procedure is None or not procedure.is_active:
-        raise InvalidDataError(f"unknown procedure {procedure_code!r}", fields={"procedure": ["unknown procedure"]})
-    unit = session.scalar(select(Unit).where(Unit.code == unit_code))
-    if unit is None:
-        raise InvalidDataError(f"unknown unit {unit_code!r}", fields={"unit": ["unknown unit"]})
-    if channel not in ("online", "counter", "post"):
-        raise InvalidDataError(f"unknown channel {channel!r}", fields={"channel": ["online, counter or post"]})
+    procedure, unit, delivery, uploads = check_submission(
+        session, procedure_code=procedure_code, unit_code=unit_code, applicant=applicant, form=form,
+        channel=channel, delivery=delivery, attachments=attachments)
     name = str(applicant.get("full_name") or applicant.get("name") or "").strip()
-    if not name:
-        raise InvalidDataError("applicant name is required", fields={"applicant.full_name": ["required"]})
-    form_schema = procedure.catalogue.get("form_schema")
-    if form_schema:
-        errors = forms.validate(form_schema, form or {})
-        if errors:
-            raise InvalidDataError("the form has errors", fields={f"form.{k}": v for k, v in errors.items()})
-    delivery = dict(delivery or {"method": "counter"})
-    options = procedure.catalogue.get("delivery") or ["counter"]
-    if delivery.get("method") not in options:
-        raise InvalidDataError("unknown delivery method", fields={"delivery.method": [f"one of {options}"]})
-    if delivery["method"] == "post" and not str(delivery.get("address") or "").strip():
-        raise InvalidDataError("a postal address is required", fields={"delivery.address": ["required"]})
-    uploads = validate_attachments(attachments)
     version = current_version(session, procedure)
     cal = calendar_for(session)
     received = received_at or clock.now()

@@ -135,7 +135,7 @@ def test_late_registration_is_marked_for_the_provincial_fee(case):
     dossier = case.submit(form=LATE_FORM, at=THURSDAY)
     assert services.fee_due(dossier.procedure.catalogue["fee"], dossier.form) == 10000
     assert services.fee_due(dossier.procedure.catalogue["fee"], FORM) == 0
-    late_rate = {"amount_vnd": dossier.terms["fee_due"]}
+    late_rate = {"amount_vnd": 10000}
     assert dossier.due_at == datetime(2026, 11, 19, 17, 0, tzinfo=VN_TZ)  # same legal time
     case.complete("receive", **ACCEPT)
     case.complete("appraise", **APPRAISE)

@@ -66,8 +66,14 @@ def _count(app, model) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
+_tokens: dict[str, str] = {}
+
+
 def _bearer(app, username: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_token(app.test_client(), username, DEMO_PASSWORD)}"}
+    """A token per user for the module (each citizen login costs an SMS code of the hourly quota)."""
+    if username not in _tokens:
+        _tokens[username] = api_token(app.test_client(), username, DEMO_PASSWORD)
+    return {"Authorization": f"Bearer {_tokens[username]}"}
 
 
 # --- field checks ---------------------------------------------------------------------------------
@@ -81,7 +87,7 @@ def _bearer(app, username: str) -> dict[str, str]:
     ("042101004321", date(2001, 3, 9), "date of birth"),  # century digit 1 = born in the 1900s
     ("042302004321", date(2001, 3, 9), "date of birth"),  # year digits 02
     ("042399004321", date(1899, 3, 9), "date of birth"),
-    ("042999004321", date(1899, 3, 9), None),  # 9: a woman born in the 1800s
+    ("042999004321", date(1899, 3, 9), "date of birth"),  # 8 and 9 are the 2300s (Decree 137/2015 art. 7)
 ])
 def test_cccd_number_rules(number, born, problem):
     errors = citizens.id_number_errors(number, born)
@@ -399,3 +405,105 @@ def test_assisted_submission_needs_the_citizens_code(app):
                                                             AuditEvent.action == "assisted_submission_confirmed"))
         assert confirmed.actor == "volunteer.anhoathinh"
         assert confirmed.data["citizen"] == CITIZEN["username"]
+
+
+def test_wrong_codes_lock_the_account_even_across_new_codes(app):
+    client = app.test_client()
+    body = {**GOOD, "id_number": "042301003333", "phone": "0987000666"}
+    client.post("/api/v1/citizens", json=body)
+    client.post("/api/v1/citizens/verify", json={"id_number": body["id_number"], "otp": sms_code(app, "0987000666")})
+    login = {"username": body["id_number"], "password": body["password"]}
+    assert client.post("/api/v1/auth/login", json=login).get_json()["otp_required"]
+    code = sms_code(app, "0987000666")
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(3):
+        assert client.post("/api/v1/auth/otp", json={"username": body["id_number"], "otp": wrong}).status_code == 401
+    clock.freeze(clock.now() + timedelta(seconds=61))
+    assert client.post("/api/v1/citizens/otp/resend", json={"id_number": body["id_number"],
+                                                            "purpose": "login"}).status_code == 202
+    fresh = sms_code(app, "0987000666")
+    wrong = "000000" if fresh != "000000" else "111111"
+    for _ in range(2):  # the new code gives no new guesses: 5 wrong codes lock the account
+        client.post("/api/v1/auth/otp", json={"username": body["id_number"], "otp": wrong})
+    locked = client.post("/api/v1/auth/otp", json={"username": body["id_number"], "otp": fresh})
+    assert locked.status_code == 401
+    assert client.post("/api/v1/auth/login", json=login).status_code == 423
+
+
+def test_payment_callbacks_accept_only_final_statuses_and_a_retry_after_failure(app):
+    mine = _bearer(app, CITIZEN["username"])
+    code = _submit(app, mine, form={**BIRTH_FORM, "birth_date": "2026-06-01", "late_registration": True})
+    for step, data in (("receive", {"decision": "accept"}),
+                       ("appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"}),
+                       ("approve", {"decision": "approve"})):
+        _complete(app, code, step, data)
+    client = app.test_client()
+    created = client.post(f"/api/v1/dossiers/{code}/payments", headers=mine,
+                          json={"return_url": "//evil.example/steal"}).get_json()
+    with transaction(_factory(app)) as session:
+        from connectors import sandbox
+
+        order = sandbox.records(session, provider="payment", key=created["reference"])[0].payload
+    assert order["return_url"] == ""  # only same-site paths are kept
+    path = "/api/v1/connectors/payment/callback"
+    base = {"reference": created["reference"], "amount": 10000, "currency": "VND", "transaction": "T"}
+    assert _signed(app, path, {**base, "event_id": "e1", "status": "processing"}).status_code == 422
+    assert _signed(app, path, {**base, "event_id": "", "status": "paid"}).status_code == 422
+    assert _signed(app, path, {**base, "event_id": "e2", "status": "failed"}).get_json()["status"] == "failed"
+    assert client.get(f"/api/v1/dossiers/{code}", headers=mine).get_json()["status"] == "payment_requested"
+    paid = _signed(app, path, {**base, "event_id": "e3", "status": "paid"}).get_json()
+    assert (paid["status"], paid["duplicate"]) == ("paid", False)
+    assert client.get(f"/api/v1/dossiers/{code}", headers=mine).get_json()["status"] != "payment_requested"
+
+
+def test_money_for_a_withdrawn_dossier_is_kept_and_flagged_for_refund(app):
+    mine = _bearer(app, CITIZEN["username"])
+    code = _submit(app, mine, form={**BIRTH_FORM, "birth_date": "2026-06-01", "late_registration": True})
+    for step, data in (("receive", {"decision": "accept"}),
+                       ("appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"}),
+                       ("approve", {"decision": "approve"})):
+        _complete(app, code, step, data)
+    client = app.test_client()
+    reference = client.post(f"/api/v1/dossiers/{code}/payments", headers=mine).get_json()["reference"]
+    assert client.post(f"/api/v1/dossiers/{code}/withdraw", headers=mine,
+                       json={"reason": "Gia đình chuyển nơi cư trú"}).status_code == 200
+    paid = _signed(app, "/api/v1/connectors/payment/callback", {
+        "event_id": "late-1", "reference": reference, "amount": 10000, "currency": "VND", "status": "paid"})
+    assert paid.status_code == 200
+    with transaction(_factory(app)) as session:
+        assert session.scalar(select(Payment.status).where(Payment.reference == reference)) == "paid"
+        flagged = session.scalar(select(AuditEvent).where(AuditEvent.action == "payment_refund_due",
+                                                          AuditEvent.dossier_code == code))
+        assert flagged is not None and flagged.data["amount"] == 10000
+
+
+def test_assisted_submission_is_checked_before_the_citizen_is_asked(app):
+    volunteer = _bearer(app, "volunteer.anhoathinh")
+    client = app.test_client()
+    with transaction(_factory(app)) as session:
+        challenges = session.scalar(select(func.count()).select_from(OtpChallenge))
+    base = {"citizen_id_number": CITIZEN["username"], "procedure": "birth_registration",
+            "applicant": {"type": "individual", "email": "volunteer@example.vn"}, "form": BIRTH_FORM}
+    bad = [({**base, "unit": "nowhere"}, "unit"),
+           ({**base, "unit": "anhoathinh", "delivery": {"method": "post"}}, "delivery.address")]
+    for body, field in bad:
+        answer = client.post("/api/v1/assisted/dossiers", headers=volunteer, json=body)
+        assert answer.status_code == 422 and field in answer.get_json()["error"]["fields"], answer.get_json()
+    with transaction(_factory(app)) as session:
+        assert session.scalar(select(func.count()).select_from(OtpChallenge)) == challenges  # nobody was asked
+    started = client.post("/api/v1/assisted/dossiers", headers=volunteer, json={**base, "unit": "anhoathinh"})
+    consent = started.get_json()["consent_id"]
+    text = client.get("/sandbox/sms/messages?to=" + CITIZEN["phone"]).get_json()[-1]["text"]
+    assert "Dang ky khai sinh" in text and "volunteer.anhoathinh" in text and "Bo phan Mot cua" in text
+    done = client.post(f"/api/v1/assisted/dossiers/{consent}/confirm", headers=volunteer,
+                       json={"otp": sms_code(app, CITIZEN["phone"])})
+    with transaction(_factory(app)) as session:
+        dossier = session.scalar(select(Dossier).where(Dossier.code == done.get_json()["code"]))
+        assert dossier.applicant["email"] == CITIZEN["email"]  # the citizen's, never the assistant's
+
+
+def test_a_configured_provider_needs_its_own_key():
+    assert Settings(env="test").connector_secret("payment") == "sandbox-payment-secret"
+    assert Settings(env="test", payment_url="https://pay.example/api").connector_secret("payment") is None
+    assert Settings(env="test", payment_url="https://pay.example/api",
+                    payment_secret="k" * 20).connector_secret("payment") == "k" * 20
