@@ -474,7 +474,8 @@ def test_money_for_a_withdrawn_dossier_is_kept_and_flagged_for_refund(app):
         assert session.scalar(select(Payment.status).where(Payment.reference == reference)) == "paid"
         flagged = session.scalar(select(AuditEvent).where(AuditEvent.action == "payment_refund_due",
                                                           AuditEvent.dossier_code == code))
-        assert flagged is not None and flagged.data["amount"] == 10000
+        assert flagged is not None
+        assert flagged.data["amount"] == 10000
 
 
 def test_assisted_submission_is_checked_before_the_citizen_is_asked(app):
@@ -488,13 +489,16 @@ def test_assisted_submission_is_checked_before_the_citizen_is_asked(app):
            ({**base, "unit": "anhoathinh", "delivery": {"method": "post"}}, "delivery.address")]
     for body, field in bad:
         answer = client.post("/api/v1/assisted/dossiers", headers=volunteer, json=body)
-        assert answer.status_code == 422 and field in answer.get_json()["error"]["fields"], answer.get_json()
+        assert answer.status_code == 422, answer.get_json()
+        assert field in answer.get_json()["error"]["fields"]
     with transaction(_factory(app)) as session:
         assert session.scalar(select(func.count()).select_from(OtpChallenge)) == challenges  # nobody was asked
     started = client.post("/api/v1/assisted/dossiers", headers=volunteer, json={**base, "unit": "anhoathinh"})
     consent = started.get_json()["consent_id"]
     text = client.get("/sandbox/sms/messages?to=" + CITIZEN["phone"]).get_json()[-1]["text"]
-    assert "Dang ky khai sinh" in text and "volunteer.anhoathinh" in text and "Bo phan Mot cua" in text
+    assert "Dang ky khai sinh" in text
+    assert "volunteer.anhoathinh" in text
+    assert "Bo phan Mot cua" in text
     done = client.post(f"/api/v1/assisted/dossiers/{consent}/confirm", headers=volunteer,
                        json={"otp": sms_code(app, CITIZEN["phone"])})
     with transaction(_factory(app)) as session:
