@@ -48,7 +48,7 @@ def _commit_then_raise(exc: ServiceError) -> ServiceError:
 @bp.post("/citizens")
 def register_citizen() -> ResponseReturnValue:
     session = db()
-    user, code = citizens.register(session, _json_body())
+    user, code = citizens.register(session, _json_body(), client_ip=request.remote_addr)
     challenge = citizens.open_challenge(session, user, "register")
     assert challenge is not None
     session.commit()
@@ -90,7 +90,7 @@ def password_reset() -> ResponseReturnValue:
     body = _json_body("id_number")
     session = db()
     try:
-        started = citizens.request_password_reset(session, str(body["id_number"]))
+        started = citizens.request_password_reset(session, str(body["id_number"]), client_ip=request.remote_addr)
     except citizens.RateLimitedError:
         session.rollback()
         started = None  # answered like an unknown number: a 429 would tell that the account exists

@@ -25,6 +25,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.config.update(SECRET_KEY=settings.secret_key, JSON_AS_ASCII=False, TESTING=settings.is_test,
                       MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address (SMS code limits, audit) and scheme as the trusted proxies saw them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     engine = make_engine(settings)
     factory = make_session_factory(engine)
 

@@ -137,7 +137,7 @@ def register() -> ResponseReturnValue:
         return render_template("portal/register.html", values=MultiDict(), errors={})
     session_db = db()
     try:
-        user, code = citizens.register(session_db, request.form)
+        user, code = citizens.register(session_db, request.form, client_ip=request.remote_addr)
     except ServiceError as exc:
         session_db.rollback()
         return render_template("portal/register.html", values=request.form, errors=field_errors(exc)), exc.http_status
@@ -187,10 +187,10 @@ def reset() -> ResponseReturnValue:
     session_db = db()
     id_number = request.form.get("id_number", "").strip()
     try:
-        started = citizens.request_password_reset(session_db, id_number)
-    except ServiceError as exc:
+        started = citizens.request_password_reset(session_db, id_number, client_ip=request.remote_addr)
+    except citizens.RateLimitedError:
         session_db.rollback()
-        return render_template("portal/reset.html", errors=field_errors(exc), id_number=id_number), exc.http_status
+        started = None  # answered like an unknown number: the limit would tell that the account exists
     challenge = citizens.open_challenge(session_db, started[0], "reset") if started else None
     session_db.commit()
     if started is not None and challenge is not None:

@@ -59,6 +59,9 @@ OTP_MAX_ATTEMPTS = 5  # wrong codes before the challenge is dead
 OTP_RESEND_INTERVAL = timedelta(seconds=60)
 OTP_MAX_SENDS = 3  # the first SMS and two resends
 OTP_PHONE_HOURLY = 6  # SMS codes one phone can receive in an hour, all purposes together
+# Registrations and resets one address may start in an hour. Generous: a commune's computer corner
+# serves many citizens behind one address; this only stops a script sending codes to many phones.
+OTP_IP_HOURLY = 30
 OTP_PURPOSES = ("register", "login", "reset", "consent")
 
 
@@ -201,15 +204,27 @@ def _check_phone_quota(session: Session, phone: str, now: datetime) -> None:
                                fields={"otp": ["too many codes sent to this phone; try again in an hour"]})
 
 
+def _check_ip_quota(session: Session, client_ip: str | None, now: datetime) -> None:
+    if not client_ip:
+        return
+    started = session.scalar(select(func.count()).select_from(OtpChallenge).where(
+        OtpChallenge.client_ip == client_ip, OtpChallenge.created_at > now - timedelta(hours=1)))
+    if int(started or 0) >= OTP_IP_HOURLY:
+        raise RateLimitedError("too many requests from this address; try again in an hour",
+                               fields={"otp": ["too many requests from this address; try again in an hour"]})
+
+
 def issue_otp(session: Session, user: User, purpose: str, *, context: Mapping[str, Any] | None = None,
-              phone: str | None = None) -> tuple[OtpChallenge, str]:
-    """A new code for ``purpose`` sent to the user's phone; earlier open codes of that purpose end."""
+              phone: str | None = None, client_ip: str | None = None) -> tuple[OtpChallenge, str]:
+    """A new code for ``purpose`` sent to the user's phone; earlier open codes of that purpose end.
+    With ``client_ip`` (registration, reset: no password proved yet) the address's quota applies."""
     if purpose not in OTP_PURPOSES:
         raise ValueError(purpose)
     now = clock.now()
     phone = phone or user.phone or ""
     if not phone:
         raise InvalidDataError("no phone number on the account", fields={"phone": ["required"]})
+    _check_ip_quota(session, client_ip, now)
     _check_phone_quota(session, phone, now)
     for old in session.scalars(select(OtpChallenge).where(
             OtpChallenge.user_id == user.id, OtpChallenge.purpose == purpose, OtpChallenge.consumed_at.is_(None))):
@@ -217,7 +232,7 @@ def issue_otp(session: Session, user: User, purpose: str, *, context: Mapping[st
     code = f"{secrets.randbelow(10 ** 6):06d}"
     challenge = OtpChallenge(purpose=purpose, user_id=user.id, phone=phone, code_hash=_hash_code(code),
                              created_at=now, last_sent_at=now, expires_at=now + OTP_TTL, sends=1, attempts=0,
-                             context=dict(context or {}))
+                             context=dict(context or {}), client_ip=client_ip)
     session.add(challenge)
     session.flush()
     return challenge, code
@@ -297,7 +312,7 @@ def find_citizen(session: Session, id_number: str) -> User | None:
     return user if user is not None and Role.CITIZEN.value in user.roles else None
 
 
-def register(session: Session, body: Mapping[str, Any]) -> tuple[User, str]:
+def register(session: Session, body: Mapping[str, Any], *, client_ip: str | None = None) -> tuple[User, str]:
     """Create a citizen account waiting for its phone check; returns the user and the SMS code.
 
     Nothing is stored when a field is wrong. A number already registered and verified is refused;
@@ -323,7 +338,7 @@ def register(session: Session, body: Mapping[str, Any]) -> tuple[User, str]:
     user.is_active = False
     session.flush()
     record_event(session, action="citizen_registered", actor=user.username, actor_id=user.id)
-    _challenge, code = issue_otp(session, user, "register")
+    _challenge, code = issue_otp(session, user, "register", client_ip=client_ip)
     return user, code
 
 
@@ -347,12 +362,13 @@ def pending_citizen(session: Session, id_number: str) -> User:
     return user
 
 
-def request_password_reset(session: Session, id_number: str) -> tuple[User, str] | None:
+def request_password_reset(session: Session, id_number: str, *,
+                           client_ip: str | None = None) -> tuple[User, str] | None:
     """A reset code for an active citizen; None (and the same answer to the caller) otherwise."""
     user = find_citizen(session, id_number)
     if user is None or not user.is_active:
         return None
-    _challenge, code = issue_otp(session, user, "reset")
+    _challenge, code = issue_otp(session, user, "reset", client_ip=client_ip)
     return user, code
 
 

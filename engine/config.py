@@ -65,6 +65,8 @@ class Settings:
     smtp_sender: str = "motcua@localhost"
     # Citizens log in with an SMS code after their password (API.md: "when OTP is on").
     citizen_otp: bool = True
+    # Reverse proxies in front of the web app whose X-Forwarded-For/-Proto are trusted (0: none).
+    proxy_hops: int = 0
     # Where npm installed the front-end libraries (bpmn-js); empty = node_modules of the checkout.
     node_modules: str = ""
     # Default UI language (vi); users may switch to en.

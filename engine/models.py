@@ -498,7 +498,8 @@ class OtpChallenge(Base):
     ``sends`` bound guessing and resending, ``expires_at`` bounds its life."""
 
     __tablename__ = "otp_challenge"
-    __table_args__ = (Index("ix_otp_challenge_phone_created", "phone", "created_at"),)
+    __table_args__ = (Index("ix_otp_challenge_phone_created", "phone", "created_at"),
+                      Index("ix_otp_challenge_ip_created", "client_ip", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(20))  # register | login | reset | consent
@@ -512,6 +513,7 @@ class OtpChallenge(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     consumed_at: Mapped[datetime | None] = mapped_column()
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. the draft dossier to consent to
+    client_ip: Mapped[str | None] = mapped_column(String(45))  # who asked (registration and reset limits)
 
 
 class Payment(Base):

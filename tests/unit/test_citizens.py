@@ -511,3 +511,15 @@ def test_a_configured_provider_needs_its_own_key():
     assert Settings(env="test", payment_url="https://pay.example/api").connector_secret("payment") is None
     assert Settings(env="test", payment_url="https://pay.example/api",
                     payment_secret="k" * 20).connector_secret("payment") == "k" * 20
+
+
+def test_one_address_starts_a_bounded_number_of_registrations(app, monkeypatch):
+    monkeypatch.setattr(citizens, "OTP_IP_HOURLY", 3)
+    client = app.test_client()
+
+    def register(n: int, address: str) -> int:
+        body = {**GOOD, "id_number": f"04230102{n:04d}", "phone": f"09870020{n:02d}"}
+        return client.post("/api/v1/citizens", json=body, environ_base={"REMOTE_ADDR": address}).status_code
+
+    assert [register(n, "203.0.113.7") for n in range(4)] == [201, 201, 201, 429]
+    assert register(5, "198.51.100.9") == 201  # another address is not held back

@@ -37,11 +37,13 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("consumed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("context", sa.JSON(), nullable=False),
+        sa.Column("client_ip", sa.String(length=45), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["user_account.id"], name=op.f("fk_otp_challenge_user_id_user_account"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_otp_challenge")),
     )
     op.create_index("ix_otp_challenge_phone_created", "otp_challenge", ["phone", "created_at"])
+    op.create_index("ix_otp_challenge_ip_created", "otp_challenge", ["client_ip", "created_at"])
     op.create_index(op.f("ix_otp_challenge_user_id"), "otp_challenge", ["user_id"])
     op.create_table(
         "payment",
@@ -77,6 +79,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_payment_dossier_id"), table_name="payment")
     op.drop_table("payment")
     op.drop_index(op.f("ix_otp_challenge_user_id"), table_name="otp_challenge")
+    op.drop_index("ix_otp_challenge_ip_created", table_name="otp_challenge")
     op.drop_index("ix_otp_challenge_phone_created", table_name="otp_challenge")
     op.drop_table("otp_challenge")
     with op.batch_alter_table("user_account", schema=None) as batch_op:
