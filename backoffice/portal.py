@@ -345,6 +345,21 @@ def dossier_page(code: str) -> ResponseReturnValue:
     return render_template("portal/dossier.html", **_dossier_context(code))
 
 
+@bp.get("/dossiers/<code>/receipt")
+@page_login_required(CITIZEN, login="portal.login")
+def receipt(code: str) -> ResponseReturnValue:
+    """The online submission receipt (biên nhận) to print or save as PDF from the browser, with a
+    QR code of the public tracking page. Mẫu 01 itself is issued by the one-stop office on receipt."""
+    from backoffice.views import _qr_svg
+
+    context = _dossier_context(code)
+    dossier = context["dossier"]
+    phone = dossier.applicant_phone or ""
+    track_url = url_for("portal.track", code=dossier.code, phone_last4=phone[-4:] if phone else None, _external=True)
+    return render_template("portal/receipt.html", qr=_qr_svg(track_url), track_url=track_url,
+                           unit=dossier.unit, **context)
+
+
 @bp.post("/dossiers/<code>/supplement")
 @page_login_required(CITIZEN, login="portal.login")
 def supplement(code: str) -> ResponseReturnValue:

@@ -24,4 +24,8 @@
       if (!window.confirm(button.dataset.confirm)) { event.preventDefault(); }
     });
   });
+  // Printable pages (the submission receipt): the browser prints or saves them as PDF.
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.addEventListener("click", function () { window.print(); });
+  });
 })();

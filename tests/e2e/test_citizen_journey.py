@@ -46,6 +46,11 @@ class Citizen(Officer):
         assert codes, f"no SMS code for {phone}"
         return codes[-1]
 
+    def fits(self, label: str) -> None:
+        """As an officer's page: no horizontal scrolling at 1366×768 nor on the phone; back to the phone."""
+        super().fits(label)
+        self.page.set_viewport_size(PHONE)
+
     def shot(self, label: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{label}-phone.png"), full_page=True)
@@ -101,7 +106,7 @@ def test_citizen_registers_submits_supplements_pays_and_receives_by_post(browser
     citizen.goto("/portal/")
     citizen.page.fill("#q", "khai sinh")
     citizen.page.click("#search")
-    citizen.shot("catalogue")
+    citizen.fits("catalogue")
     citizen.page.click("li[data-code='birth_registration'] h2 a")
     citizen.shot("procedure")
     citizen.page.click("#submit-online")
@@ -126,7 +131,10 @@ def test_citizen_registers_submits_supplements_pays_and_receives_by_post(browser
     code = text_of(citizen.page, "#dossier-code")
     citizen.page.click("#deadline summary")
     assert "ngày làm việc" in text_of(citizen.page, "#deadline")
-    citizen.shot("submitted")
+    citizen.fits("submitted")
+    citizen.page.click("#receipt-link")
+    assert text_of(citizen.page, "#receipt-code") == code
+    citizen.shot("receipt")
 
     # 3. The one-stop officer asks for a supplement; the citizen answers it from the phone.
     _complete(app, code, "receive", {"decision": "supplement", "note": "Bản chụp giấy chứng sinh bị mờ"})

@@ -171,8 +171,12 @@ def test_submitted_dossier_page_explains_the_appointment_and_only_its_owner_sees
     assert "cuối tuần, không tính" in page
     assert "Hồ sơ của bạn được nhận sau 15:00" in page
     assert code in _text(client.get("/portal/dossiers"))
+    receipt = _text(client.get(f"/portal/dossiers/{code}/receipt"))
+    assert f'id="receipt-code">{code}<' in receipt and "23/11/2026 17:00" in receipt
+    assert "<svg" in receipt and "giay-chung-sinh.png" in receipt  # the tracking QR code, the files
     other = _citizen(app, OTHER_CITIZEN, "0900000002")
     assert other.get(f"/portal/dossiers/{code}").status_code == 403
+    assert other.get(f"/portal/dossiers/{code}/receipt").status_code == 403
     assert code not in _text(other.get("/portal/dossiers"))
     assert other.post(f"/portal/dossiers/{code}/withdraw", data={"reason": "Không cần nữa",
                                                                  "csrf_token": other.csrf}).status_code == 403
