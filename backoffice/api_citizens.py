@@ -187,6 +187,19 @@ def supplement(code: str) -> ResponseReturnValue:
     return jsonify(result)
 
 
+@bp.post("/dossiers/<code>/draft")
+@login_required
+def answer_draft(code: str) -> ResponseReturnValue:
+    body = _json_body("confirm")
+    if not isinstance(body["confirm"], bool):
+        raise InvalidDataError("confirm must be true or false", fields={"confirm": ["true or false"]})
+    session = db()
+    portal.answer_draft(session, code, actor=_actor(), confirm=body["confirm"], note=str(body.get("note") or ""))
+    result = _dossier_state(code)
+    session.commit()
+    return jsonify(result)
+
+
 @bp.post("/dossiers/<code>/withdraw")
 @login_required
 def withdraw(code: str) -> ResponseReturnValue:

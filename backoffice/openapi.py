@@ -272,6 +272,11 @@ def citizen_paths() -> dict[str, Any]:
                 "note": STRING, "form": {"type": "object"},
                 "attachments": {"type": "array", "items": ATTACHMENT_UPLOAD}}), 401, 403, 404, 409, 422,
             parameters=[CODE]),
+        "/dossiers/{code}/draft": _post(
+            "The applicant confirms the draft result (confirm: true) or asks for corrections (confirm: false, "
+            "note: what is wrong)", 200, {"$ref": "#/components/schemas/Submitted"},
+            _body(["confirm"], {"confirm": {"type": "boolean"}, "note": STRING}), 401, 403, 404, 409, 422,
+            parameters=[CODE]),
         "/dossiers/{code}/withdraw": _post("The applicant withdraws the dossier", 200,
                                            {"$ref": "#/components/schemas/Submitted"},
                                            _body(["reason"], {"reason": STRING}), 401, 403, 404, 409, 422,

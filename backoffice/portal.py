@@ -334,7 +334,9 @@ def _dossier_context(code: str) -> dict[str, Any]:
     dossier = queries.readable_dossier(session_db, web_actor(), code, purpose="portal")
     cal = services.calendar_for(session_db)
     view = queries.dossier_view(dossier, dossier.procedure, cal=cal)
+    draft = portal.awaiting_draft(session_db, dossier)
     return {"d": view, "dossier": dossier, "explained": deadline.explain(session_db, dossier),
+            "draft": draft, "form_fields": form_fields(dossier.procedure.catalogue.get("form_schema") or {}),
             "history": queries.citizen_history(session_db, dossier),
             "documents": queries.attachments_of(session_db, dossier), "errors": {}}
 
@@ -374,6 +376,24 @@ def supplement(code: str) -> ResponseReturnValue:
         return render_template("portal/dossier.html", **context), exc.http_status
     session_db.commit()
     flash(_("Your supplement was sent; the processing time starts again today."), "ok")
+    return redirect(url_for("portal.dossier_page", code=code))
+
+
+@bp.post("/dossiers/<code>/draft")
+@page_login_required(CITIZEN, login="portal.login")
+def answer_draft(code: str) -> ResponseReturnValue:
+    session_db = db()
+    confirm = request.form.get("answer") == "confirm"
+    try:
+        portal.answer_draft(session_db, code, actor=web_actor(), confirm=confirm, note=request.form.get("note", ""))
+    except ServiceError as exc:
+        session_db.rollback()
+        context = _dossier_context(code)
+        context["errors"] = field_errors(exc)
+        return render_template("portal/dossier.html", **context), exc.http_status
+    session_db.commit()
+    flash(_("Thank you: the draft was confirmed and goes to the leader for signing.") if confirm
+          else _("Your corrections were sent to the officer."), "ok")
     return redirect(url_for("portal.dossier_page", code=code))
 
 

@@ -34,6 +34,7 @@ STATUS_TEXT = {
     "supplement_requested": "cần bổ sung, hoàn thiện; xem nội dung yêu cầu.",
     "not_accepted": "không được tiếp nhận; xem lý do từ chối.",
     "processed": "đã có kết quả.",
+    "draft_ready": "đã có dự thảo kết quả; vui lòng kiểm tra và xác nhận trên Cổng dịch vụ công.",
     "payment_requested": "đã có kết quả; vui lòng thanh toán phí, lệ phí trực tuyến để nhận kết quả.",
     "withdrawal_requested": "đã ghi nhận yêu cầu rút hồ sơ.",
     "stopped": "đã dừng xử lý; xem lý do.",

@@ -16,7 +16,7 @@ from engine.models import Procedure, ProcessModelVersion
 LIFECYCLE_DIR = "_lifecycle"
 CATALOGUE_KEYS = (
     "fee", "documents", "delivery", "form_schema", "task_forms", "basis", "sources", "result_document",
-    "legal_time", "decides", "uncertain", "rules",
+    "legal_time", "decides", "uncertain", "rules", "draft_confirmation",
 )
 
 

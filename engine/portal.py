@@ -13,7 +13,7 @@ from SpiffWorkflow.util.task import TaskState as SpiffState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import citizens, clock, forms
+from engine import citizens, clock, forms, workflow
 from engine.models import (
     AttachmentKind,
     CallbackReceipt,
@@ -85,6 +85,28 @@ def answer_supplement(session: Session, code: str, *, actor: Actor, note: str = 
     return _deliver(session, dossier, "supplement_received",
                     {"note": note[:2000], "form": dict(form or {}), "files": [u.name for u in uploads]},
                     actor=actor, wf=wf)
+
+
+def awaiting_draft(session: Session, dossier: Dossier) -> bool:
+    """Whether the case waits for the applicant to check the draft result."""
+    if dossier.finished_at is not None:
+        return False
+    return "draft_confirmed" in workflow.waiting_messages(load_workflow(session, dossier))
+
+
+def answer_draft(session: Session, code: str, *, actor: Actor, confirm: bool, note: str = "") -> Dossier:
+    """The applicant confirms the draft result, or asks for corrections (what is wrong, at least a
+    few words); corrections send the case back to the specialist."""
+    dossier = _own_dossier(session, actor, code)
+    if not confirm and len(note.strip()) < 5:
+        raise InvalidDataError("say what must be corrected", fields={"note": ["say what must be corrected"]})
+    if not awaiting_draft(session, dossier):
+        raise ConflictError("no draft result waits for your check", fields={"status": [dossier.status]})
+    _audit(session, actor, "draft_confirmed" if confirm else "draft_corrections_requested", dossier,
+           data={"note": note[:2000]} if note else {})
+    if confirm:
+        return _deliver(session, dossier, "draft_confirmed", {"confirmed": True, "by": actor.name}, actor=actor)
+    return _deliver(session, dossier, "draft_corrections", {"note": note[:2000], "by": actor.name}, actor=actor)
 
 
 def withdraw(session: Session, code: str, *, actor: Actor, reason: str) -> Dossier:

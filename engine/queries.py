@@ -462,7 +462,8 @@ def attachments_of(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
 
 CITIZEN_EVENTS = ("dossier_submitted", "status_changed", "supplement_submitted", "due_date_changed",
                   "payment_created", "payment_failed", "postal_picked_up", "postal_in_transit",
-                  "assisted_submission_confirmed", "message_received", "case_finished")
+                  "assisted_submission_confirmed", "draft_confirmed", "draft_corrections_requested",
+                  "message_received", "case_finished")
 CITIZEN_MESSAGES = ("payment_received", "postal_delivered", "postal_returned")
 
 
@@ -483,7 +484,7 @@ def citizen_history(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
     return [
         {"at": to_vn(e.at).isoformat(), "action": e.action, "data": {
             k: v for k, v in (e.data or {}).items() if k in ("from", "to", "reason", "status_code", "amount",
-                                                              "tracking", "typed_by", "message")}}
+                                                              "tracking", "typed_by", "message", "note")}}
         for e in session.scalars(select(AuditEvent).where(
             AuditEvent.dossier_id == dossier.id, AuditEvent.action.in_(CITIZEN_EVENTS)).order_by(AuditEvent.id))
         if e.action != "message_received" or (e.data or {}).get("message") in CITIZEN_MESSAGES

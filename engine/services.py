@@ -942,6 +942,8 @@ def submit_dossier(
         "received_at": received.isoformat(),
         "due_at": due.isoformat(),
         "warning_at": warning_for(cal, due, received).isoformat(),
+        # The applicant checks the draft result before signing (online civil-status procedures).
+        "draft_confirmation": bool(procedure.catalogue.get("draft_confirmation")),
         "delivery": delivery["method"],
         "delivery_address": delivery.get("address", ""),
         "fee_due": terms["fee_due"],

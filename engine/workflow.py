@@ -26,6 +26,7 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
@@ -399,7 +400,8 @@ def waiting_messages(wf: BpmnWorkflow) -> list[str]:
 
 @lru_cache(maxsize=512)
 def _protected_specs(spec: Any) -> frozenset[str]:
-    """Spec names whose tasks must stay in the tree: joins, their inputs and their split tasks.
+    """Spec names whose tasks must stay in the tree: joins, their inputs and their split tasks, and
+    the tasks just before catch events.
 
     Spiff's joins find their branches by walking a task's ancestors (``find_ancestor`` for
     structured joins, the first ancestor whose spec is an input for unstructured ones); keeping
@@ -407,6 +409,11 @@ def _protected_specs(spec: Any) -> frozenset[str]:
     """
     protected: set[str] = set()
     for ts in spec.task_specs.values():
+        if isinstance(ts, CatchingEvent):
+            # A waiting catch event (message, timer, event-based gateway) merges its parent's data
+            # into its own on every update: that parent must stay the task that ran just before,
+            # or data set since an older ancestor (a proposal) is overwritten by stale values.
+            protected.update(i.name for i in ts.inputs)
         if isinstance(ts, Join):
             protected.add(ts.name)
             protected.update(i.name for i in ts.inputs)

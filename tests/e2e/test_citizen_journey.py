@@ -151,6 +151,11 @@ def test_citizen_registers_submits_supplements_pays_and_receives_by_post(browser
     # 4. Accepted, appraised, approved: the late registration's fee is paid on the provider's page.
     _complete(app, code, "receive", {"decision": "accept"})
     _complete(app, code, "appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"})
+    citizen.goto(f"/portal/dossiers/{code}")  # the draft result is checked before the leader signs
+    assert "Lê Minh Khôi" in text_of(citizen.page, "#draft")
+    citizen.shot("draft")
+    citizen.page.click("#draft-confirm")
+    assert "xác nhận" in text_of(citizen.page, ".flash.ok")
     _complete(app, code, "approve", {"decision": "approve"})
     _drain(citizen)
     citizen.goto(f"/portal/dossiers/{code}")

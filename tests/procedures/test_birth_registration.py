@@ -161,6 +161,12 @@ def test_online_on_time_registration_is_free(case):
     assert services.fee_due(dossier.procedure.catalogue["fee"], dossier.form) == 0
     case.complete("receive", **ACCEPT)
     case.complete("appraise", **APPRAISE)
+    # online: the applicant checks the draft before the leader signs (Decree 87/2020 art. 12)
+    case.run_services()
+    assert case.open_steps() == []
+    assert ("notify.status", {"dossier_code": dossier.code, "template": "draft_ready", "to": "0903333444"}) \
+        in case.calls
+    case.message("draft_confirmed", {"confirmed": True})
     case.complete("approve", **APPROVE)
     # full online, but nothing to pay: no payment request, straight to hand-back
     assert case.status == "processed"
@@ -180,3 +186,24 @@ def test_citizen_form_is_validated(case):
     with pytest.raises(services.InvalidDataError) as err:
         case.submit(form={k: v for k, v in FORM.items() if k != "mother_full_name"}, at=THURSDAY)
     assert err.value.fields == {"form.mother_full_name": ["required"]}
+
+
+def test_online_draft_corrections_go_back_to_the_specialist(case):
+    case.submit(form=FORM, at=THURSDAY, channel="online")
+    case.complete("receive", **ACCEPT)
+    case.complete("appraise", **APPRAISE)
+    case.run_services()
+    case.message("draft_corrections", {"note": "Sai tên đệm của mẹ: Thị Dung"})
+    assert case.open_steps() == ["appraise"]  # the specialist corrects, the draft goes out again
+    assert _data(case, "draft_feedback") == {"note": "Sai tên đệm của mẹ: Thị Dung"}
+    case.complete("appraise", **APPRAISE)
+    case.run_services()
+    case.message("draft_confirmed", {"confirmed": True})
+    assert case.open_steps() == ["approve"]
+
+
+def test_a_refusal_proposal_sends_no_draft(case):
+    case.submit(form=FORM, at=THURSDAY, channel="online")
+    case.complete("receive", **ACCEPT)
+    case.complete("appraise", decision="propose_refuse", note="Không có giấy tờ chứng minh việc sinh")
+    assert case.open_steps() == ["approve"]

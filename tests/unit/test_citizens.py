@@ -254,6 +254,34 @@ def _drain(app) -> None:
     jobs.drain(_factory(app), build_registry(Settings(env="test"), _factory(app)), lease=timedelta(seconds=30))
 
 
+def _confirm_draft(app, code: str, headers: dict[str, str]) -> None:
+    answer = app.test_client().post(f"/api/v1/dossiers/{code}/draft", headers=headers, json={"confirm": True})
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_the_applicant_checks_the_draft_result_before_signing(app):
+    mine, theirs = _bearer(app, CITIZEN["username"]), _bearer(app, OTHER_CITIZEN)
+    code = _submit(app, mine)
+    client = app.test_client()
+    draft = f"/api/v1/dossiers/{code}/draft"
+    assert client.post(draft, headers=mine, json={"confirm": True}).status_code == 409  # nothing to check yet
+    _complete(app, code, "receive", {"decision": "accept"})
+    _complete(app, code, "appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"})
+    texts = [m["text"] for m in client.get("/sandbox/sms/messages?to=" + CITIZEN["phone"]).get_json()]
+    assert any(code in t and "dự thảo" in t for t in texts)
+    assert client.post(draft, headers=theirs, json={"confirm": True}).status_code == 403
+    assert client.post(draft, headers=mine, json={"confirm": "yes"}).status_code == 422
+    vague = client.post(draft, headers=mine, json={"confirm": False, "note": ""})
+    assert "note" in vague.get_json()["error"]["fields"]
+    assert client.post(draft, headers=mine, json={"confirm": False,
+                                                  "note": "Tên con là Khôi, không phải Khoi"}).status_code == 200
+    _complete(app, code, "appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"})
+    _confirm_draft(app, code, mine)
+    _complete(app, code, "approve", {"decision": "approve"})
+    history = client.get(f"/api/v1/dossiers/{code}", headers=mine).get_json()
+    assert history["status"] in ("processed", "returned")
+
+
 def test_a_citizen_sees_only_their_own_dossiers(app):
     mine, theirs = _bearer(app, CITIZEN["username"]), _bearer(app, OTHER_CITIZEN)
     code = _submit(app, mine)
@@ -266,7 +294,8 @@ def test_a_citizen_sees_only_their_own_dossiers(app):
         assert client.get(path, headers=mine).status_code == 200, path
     for path, payload in ((f"/api/v1/dossiers/{code}/withdraw", {"reason": "Không cần nữa"}),
                           (f"/api/v1/dossiers/{code}/supplements", {"note": "Bổ sung giấy tờ"}),
-                          (f"/api/v1/dossiers/{code}/payments", {})):
+                          (f"/api/v1/dossiers/{code}/payments", {}),
+                          (f"/api/v1/dossiers/{code}/draft", {"confirm": True})):
         assert client.post(path, json=payload, headers=theirs).status_code == 403, path
     # public tracking needs the last four digits of the applicant's phone
     assert client.get(f"/api/v1/track/{code}?phone_last4=0001").status_code == 200
@@ -326,6 +355,7 @@ def test_late_birth_registration_is_paid_online_once_and_delivered_by_post(app):
     assert client.post(f"/api/v1/dossiers/{code}/payments", headers=mine).status_code == 409  # nothing due yet
     _complete(app, code, "receive", {"decision": "accept"})
     _complete(app, code, "appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"})
+    _confirm_draft(app, code, mine)
     _complete(app, code, "approve", {"decision": "approve"})
     assert client.get(f"/api/v1/dossiers/{code}", headers=mine).get_json()["status"] == "payment_requested"
     created = client.post(f"/api/v1/dossiers/{code}/payments", headers=mine)
@@ -351,7 +381,7 @@ def test_late_birth_registration_is_paid_online_once_and_delivered_by_post(app):
         dossier = session.scalar(select(Dossier).where(Dossier.code == code))
         paid = session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id,
                                                         AuditEvent.action == "message_received")).all()
-        assert [e.data["message"] for e in paid] == ["payment_received"]
+        assert [e.data["message"] for e in paid] == ["draft_confirmed", "payment_received"]
         assert session.scalar(select(Payment.status).where(Payment.reference == payment["reference"])) == "paid"
         assert session.scalar(select(func.count()).select_from(CallbackReceipt)) >= 1
     # the result goes by post; the post's signed callbacks move the case once
@@ -433,10 +463,10 @@ def test_wrong_codes_lock_the_account_even_across_new_codes(app):
 def test_payment_callbacks_accept_only_final_statuses_and_a_retry_after_failure(app):
     mine = _bearer(app, CITIZEN["username"])
     code = _submit(app, mine, form={**BIRTH_FORM, "birth_date": "2026-06-01", "late_registration": True})
-    for step, data in (("receive", {"decision": "accept"}),
-                       ("appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"}),
-                       ("approve", {"decision": "approve"})):
-        _complete(app, code, step, data)
+    _complete(app, code, "receive", {"decision": "accept"})
+    _complete(app, code, "appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"})
+    _confirm_draft(app, code, mine)
+    _complete(app, code, "approve", {"decision": "approve"})
     client = app.test_client()
     created = client.post(f"/api/v1/dossiers/{code}/payments", headers=mine,
                           json={"return_url": "//evil.example/steal"}).get_json()
@@ -459,10 +489,10 @@ def test_payment_callbacks_accept_only_final_statuses_and_a_retry_after_failure(
 def test_money_for_a_withdrawn_dossier_is_kept_and_flagged_for_refund(app):
     mine = _bearer(app, CITIZEN["username"])
     code = _submit(app, mine, form={**BIRTH_FORM, "birth_date": "2026-06-01", "late_registration": True})
-    for step, data in (("receive", {"decision": "accept"}),
-                       ("appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"}),
-                       ("approve", {"decision": "approve"})):
-        _complete(app, code, step, data)
+    _complete(app, code, "receive", {"decision": "accept"})
+    _complete(app, code, "appraise", {"decision": "propose_approve", "birth_proof": "birth_certificate"})
+    _confirm_draft(app, code, mine)
+    _complete(app, code, "approve", {"decision": "approve"})
     client = app.test_client()
     reference = client.post(f"/api/v1/dossiers/{code}/payments", headers=mine).get_json()["reference"]
     assert client.post(f"/api/v1/dossiers/{code}/withdraw", headers=mine,
