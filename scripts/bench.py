@@ -85,7 +85,7 @@ def _timed(fn: Callable[[], Any]) -> float:
 START_DATA = {
     "due_at": "2099-01-01T00:00:00+00:00", "warning_at": "2099-01-01T00:00:00+00:00", "dossier_code": "BENCH",
     "applicant": APPLICANT, "delivery": "counter", "delivery_address": "", "fee_due": 0,
-    "payment_method": "counter", "proposal": None,
+    "payment_method": "counter", "proposal": None, "channel": "counter", "draft_confirmation": False,
 }
 RETURN = {"decision": "return", "reason": "Kiểm tra lại"}
 APPRAISE = {"decision": "propose_approve", "marital_status": "single"}
