@@ -267,6 +267,21 @@ def test_compaction_keeps_parallel_joins_working(session):
     assert dossier.finished_at is not None
 
 
+def test_compaction_keeps_data_changed_just_before_an_event_gateway(session):
+    """A waiting event-based gateway merges its parent's data when its event arrives: after save,
+    compaction and load, a value changed just before the wait must not fall back to an older
+    task's value."""
+    unit = create_unit(session)
+    install_bpmn(session, "message_after_script", (FIXTURES / "message_after_script.bpmn").read_text())
+    dossier = submit(session, unit, procedure="message_after_script")
+    complete(session, dossier.id, "first", {"value": "new"})
+    services.deliver_message(session, dossier.code, "go", {"ok": True}, actor=services.SYSTEM_ACTOR)
+    wf = services.load_workflow(session, dossier)
+    after = next(t for t in workflow.open_tasks(wf) if t.task_spec.name == "after")
+    # `proposal` is None in the case's start data: the stale value a compacted tree would bring back
+    assert (after.data["proposal"], after.data["go_payload"]) == ("new (checked)", {"ok": True})
+
+
 def test_state_is_stored_without_the_spec(session, unit):
     dossier = submit(session, unit)
     state = session.get(WorkflowState, dossier.id)
