@@ -14,9 +14,9 @@ def build_registry(settings: Settings, factory: sessionmaker[Session]) -> Connec
 
     registry = ConnectorRegistry()
     notify.register(registry, factory, settings)
+    interagency.register(registry, factory, settings)  # RabbitMQ when MOTCUA_BROKER_URL is set
     if settings.sandbox or settings.env != "production":
         demo.register(registry, factory)
         documents.register(registry, factory)
         postal.register(registry, factory)
-        interagency.register(registry, factory)
     return registry

@@ -172,6 +172,46 @@ def audit_verify() -> None:
 
 
 @main.group()
+def interagency() -> None:
+    """Inter-agency messages over RabbitMQ (liên thông)."""
+
+
+def _broker_settings() -> Settings:
+    settings = _settings()
+    if not settings.broker_url:
+        raise click.ClickException("set MOTCUA_BROKER_URL (amqp://…) to reach RabbitMQ")
+    return settings
+
+
+@interagency.command("replies")
+def interagency_replies() -> None:
+    """Apply the agencies' answers to their cases (runs until stopped)."""
+    from connectors.interagency import consume_replies
+    from engine.db import make_engine, make_session_factory
+
+    settings = _broker_settings()
+    consume_replies(settings, make_session_factory(make_engine(settings)))
+
+
+@main.group(name="sandbox")
+def sandbox_group() -> None:
+    """Providers' sandboxes (development and test only)."""
+
+
+@sandbox_group.command("agencies")
+@click.option("--delay", type=float, default=1.0, show_default=True, help="seconds before each answer")
+def sandbox_agencies(delay: float) -> None:
+    """Play the police and social insurance: answer each request once, after --delay seconds."""
+    from connectors.interagency import run_sandbox_agencies
+    from engine.db import make_engine, make_session_factory
+
+    settings = _broker_settings()
+    if settings.env == "production":
+        raise click.ClickException("sandboxes never run in production")
+    run_sandbox_agencies(settings, make_session_factory(make_engine(settings)), delay=delay)
+
+
+@main.group()
 def bench() -> None:
     """Benchmarks; each prints one JSON object."""
 

@@ -33,7 +33,7 @@ DOCKERFILE = REPO_ROOT / "Dockerfile"
 README = REPO_ROOT / "README.md"
 
 INFRA_SERVICES = ("postgres", "rabbitmq")
-APP_SERVICES = ("migrate", "web", "worker", "beat")
+APP_SERVICES = ("migrate", "web", "worker", "beat", "interagency")
 LONG_RUNNING = ("web", "worker", "beat")
 SETTING_VARIABLES = sorted(f"MOTCUA_{f.name.upper()}" for f in fields(Settings) if f.name != "extra")
 
