@@ -8,6 +8,7 @@ twice; ``GET /sandbox/sms/messages`` and ``/sandbox/mail/messages`` list them.
 
 from __future__ import annotations
 
+import re
 import smtplib
 from collections.abc import Mapping
 from email.message import EmailMessage
@@ -70,7 +71,7 @@ def send_mail(settings: Settings, factory: sessionmaker[Session], *, to: str, su
         message["From"] = settings.smtp_sender
         message["To"] = to
         message["Subject"] = subject
-        message["Message-ID"] = f"<{key}@motcua>"
+        message["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', key)}@motcua>"
         message.set_content(text)
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
             smtp.send_message(message)
