@@ -26,7 +26,7 @@ from backoffice.extensions import motcua
 from backoffice.security import web_user
 from engine import accounts, services
 from engine.audit import record_event
-from engine.models import CalendarEntry, Procedure, Role, Setting, Unit, User, UserRole
+from engine.models import CalendarEntry, Procedure, Role, ServiceCall, Setting, Unit, User, UserRole
 from engine.security import hash_password
 
 ADMIN_ROLE = Role.ADMIN.value
@@ -222,6 +222,33 @@ class SettingView(SecuredModelView):
     column_formatters = {"value": _value_formatter}
 
 
+class DeliveryView(SecuredModelView):
+    """Outgoing calls to providers and agencies (service steps and the outbox): the failed ones can
+    be sent again once the cause is fixed. Read-only otherwise."""
+
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ("created_at", "operation", "dossier_id", "status", "attempts", "error", "next_attempt_at")
+    column_filters = ("status", "operation")
+    column_searchable_list = ("operation", "error")
+    column_default_sort = ("created_at", True)
+    column_labels = {"created_at": _l("Created"), "operation": _l("Operation"), "dossier_id": _l("Dossier"),
+                     "status": _l("Status"), "attempts": _l("Attempts"), "error": _l("Last error"),
+                     "next_attempt_at": _l("Next attempt")}
+
+    def get_query(self) -> Any:  # failed ones first: what the admin comes for
+        return super().get_query().order_by(ServiceCall.status != "failed", ServiceCall.created_at.desc())
+
+    @action("retry", _l("Send again"), _l("Send the selected failed calls again?"))
+    def action_retry(self, ids: list[str]) -> None:
+        user = web_user()
+        actor = services.Actor.of(user) if user else services.SYSTEM_ACTOR
+        retried = sum(services.retry_service_call(self.db_session, call_id, actor=actor) for call_id in ids)
+        self.db_session.commit()
+        flash(str(_l("%(n)s call(s) will be sent again.", n=retried)), "success")
+
+
 def init_admin(app: Flask) -> Admin:
     scoped = motcua(app).scoped
     admin = Admin(app, name="motcua", url="/admin", index_view=SecuredIndex(url="/admin", name=_l("Home")))
@@ -234,4 +261,5 @@ def init_admin(app: Flask) -> Admin:
         admin.add_view(ProcedureView(Procedure, scoped, name=_l("Procedures and fees"), endpoint="admin_procedures"))
         admin.add_view(CalendarView(CalendarEntry, scoped, name=_l("Holiday calendar"), endpoint="admin_calendar"))
         admin.add_view(SettingView(Setting, scoped, name=_l("Settings"), endpoint="admin_settings"))
+        admin.add_view(DeliveryView(ServiceCall, scoped, name=_l("Deliveries"), endpoint="admin_deliveries"))
     return admin

@@ -1417,6 +1417,21 @@ def fail_service_call(session: Session, call_id: str, error: str, *, permanent: 
     session.flush()
 
 
+def retry_service_call(session: Session, call_id: str, *, actor: Actor) -> bool:
+    """Send a failed call again (an admin's decision after fixing the cause): it is due now with a
+    fresh attempt count; the receiver still de-duplicates by the same key. False when not failed."""
+    call = session.get(ServiceCall, call_id, with_for_update=True)
+    if call is None or call.status != "failed":
+        return False
+    now = clock.now()
+    call.status, call.attempts, call.next_attempt_at, call.finished_at = "pending", 0, now, None
+    _audit(session, actor, "service_call_retried", session.get(Dossier, call.dossier_id), task_id=call_id,
+           data={"operation": call.operation, "last_error": call.error})
+    session.info.setdefault("motcua_new_service_calls", []).append(call_id)
+    session.flush()
+    return True
+
+
 def due_service_calls(session: Session, *, limit: int = 100) -> list[str]:
     """Ids of calls to (re)try now: pending ones, and running ones whose lease ran out."""
     now = clock.now()

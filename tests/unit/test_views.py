@@ -392,6 +392,43 @@ def test_admin_holiday_change_is_audited_and_moves_deadlines(app):
         assert session.get(CalendarEntry, date(2026, 12, 2)) is None
 
 
+def test_admin_sends_a_failed_delivery_again(app):
+    from datetime import datetime as dt
+
+    from engine.calendar import VN_TZ
+    from engine.models import ServiceCall
+
+    code = _submit(app)
+    with transaction(_factory(app)) as session:
+        dossier = session.scalar(select(Dossier).where(Dossier.code == code))
+        moment = dt(2026, 11, 16, 9, 0, tzinfo=VN_TZ)
+        session.add(ServiceCall(id="00000000-0000-0000-0000-00000000f001", dossier_id=dossier.id,
+                                operation="notify.status_changed", params={"to": "0900000001"}, status="failed",
+                                attempts=8, error="gateway down", created_at=moment, next_attempt_at=moment,
+                                finished_at=moment))
+    assert _login(app, "onestop.anhoathinh").get("/admin/admin_deliveries/").status_code == 403
+    admin = _login(app, "admin")
+    page = admin.get("/admin/admin_deliveries/?flt0_0=failed").get_data(as_text=True)
+    assert "gateway down" in page
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = admin.post("/admin/admin_deliveries/action/", data={
+        "action": "retry", "rowid": "00000000-0000-0000-0000-00000000f001", "csrf_token": token})
+    assert response.status_code == 302
+    with transaction(_factory(app)) as session:
+        call = session.get(ServiceCall, "00000000-0000-0000-0000-00000000f001")
+        assert (call.status, call.attempts, call.finished_at) == ("pending", 0, None)
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "service_call_retried"))
+        assert (event.actor, event.data["last_error"]) == ("admin", "gateway down")
+    with transaction(_factory(app)) as session:
+        session.get(ServiceCall, "00000000-0000-0000-0000-00000000f001").status = "failed"
+    admin.post("/admin/admin_deliveries/action/", data={
+        "action": "retry", "rowid": "00000000-0000-0000-0000-00000000f001", "csrf_token": "forged"})
+    with transaction(_factory(app)) as session:  # a forged form changes nothing
+        assert session.get(ServiceCall, "00000000-0000-0000-0000-00000000f001").status == "failed"
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "service_call_retried")) == 1
+
+
 # --- reception ----------------------------------------------------------------------------------
 
 def _count(app, model) -> int:
