@@ -47,7 +47,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
         attach_dispatcher(factory, lambda ids: dispatch_service_calls(celery, ids))
     else:
-        worker = EmbeddedWorker(factory, ext.registry, interval=settings.worker_interval, lease=ext.lease)
+        from connectors import national_portal
+
+        worker = EmbeddedWorker(factory, ext.registry, interval=settings.worker_interval, lease=ext.lease,
+                                sweeps=[lambda: national_portal.sync(settings, factory)])
         ext.worker = worker
         attach_dispatcher(factory, worker.wake)
         if start_worker:

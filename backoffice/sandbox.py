@@ -24,6 +24,13 @@ def sms_messages() -> ResponseReturnValue:
                      "attempts": r.attempts} for r in rows])
 
 
+@bp.get("/national-portal/events")
+def national_portal_events() -> ResponseReturnValue:
+    """What the national portal received: status changes in order, as batches."""
+    rows = sandbox.records(db(), provider="national_portal")
+    return jsonify([item for r in rows for item in r.payload.get("items", [])])
+
+
 @bp.get("/mail/messages")
 def mail_messages() -> ResponseReturnValue:
     rows = sandbox.records(db(), provider="mail", recipient=request.args.get("to"))

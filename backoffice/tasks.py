@@ -31,7 +31,17 @@ def tick() -> dict[str, Any]:
     calls = jobs.due_service_calls(ext.factory)
     for call_id in calls:
         run_service_call.delay(call_id)
+    sync_national_portal.delay()
     return {"timers": fired, "calls": len(calls)}
+
+
+@shared_task(name="motcua.sync_national_portal")
+def sync_national_portal() -> int:
+    """Push the next status changes to the national portal (the cursor row serializes workers)."""
+    from connectors import national_portal
+
+    ext = motcua()
+    return national_portal.sync(ext.settings, ext.factory)
 
 
 def dispatch_service_calls(celery: Celery, ids: Iterable[str]) -> None:

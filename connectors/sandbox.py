@@ -26,25 +26,31 @@ def record(
     Returns (record id, True when this key was new).
     """
     with transaction(factory) as session:
-        row = session.scalar(
-            select(SandboxRecord)
-            .where(SandboxRecord.provider == provider, SandboxRecord.idempotency_key == key)
-            .with_for_update()
-        )
-        if row is not None:
-            row.attempts += 1
-            session.flush()
-            return row.id, False
-        row = SandboxRecord(
-            provider=provider,
-            idempotency_key=key,
-            recipient=recipient,
-            payload=dict(payload),
-            created_at=clock.now(),
-        )
-        session.add(row)
+        return record_in(session, provider=provider, key=key, recipient=recipient, payload=payload)
+
+
+def record_in(session: Session, *, provider: str, key: str, recipient: str | None,
+              payload: Mapping[str, Any]) -> tuple[int, bool]:
+    """As :func:`record`, inside the caller's transaction."""
+    row = session.scalar(
+        select(SandboxRecord)
+        .where(SandboxRecord.provider == provider, SandboxRecord.idempotency_key == key)
+        .with_for_update()
+    )
+    if row is not None:
+        row.attempts += 1
         session.flush()
-        return row.id, True
+        return row.id, False
+    row = SandboxRecord(
+        provider=provider,
+        idempotency_key=key,
+        recipient=recipient,
+        payload=dict(payload),
+        created_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    return row.id, True
 
 
 def records(session: Session, *, provider: str, recipient: str | None = None,

@@ -60,6 +60,9 @@ class Settings:
     postal_secret: str = ""
     sms_url: str = ""
     sms_secret: str = ""
+    # National public-service portal: status changes are pushed here (empty: the sandbox ledger).
+    portal_url: str = ""
+    portal_secret: str = ""
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_sender: str = "motcua@localhost"
@@ -133,7 +136,7 @@ class Settings:
                 raise ConfigError("production needs PostgreSQL in MOTCUA_DATABASE_URL, not SQLite")
             if self.worker == "embedded":
                 raise ConfigError("production needs MOTCUA_WORKER=celery and a broker")
-            for name in ("payment", "postal", "sms"):
+            for name in ("payment", "postal", "sms", "portal"):
                 if getattr(self, f"{name}_url") and len(getattr(self, f"{name}_secret")) < 16:
                     raise ConfigError(f"production needs MOTCUA_{name.upper()}_SECRET (16+ chars) to sign "
                                       f"and check {name} messages")

@@ -122,10 +122,12 @@ class EmbeddedWorker:
     """A daemon thread that drains due work every ``interval`` seconds, or at once when woken."""
 
     def __init__(
-        self, factory: sessionmaker[Session], handler: ServiceHandler, *, interval: float, lease: timedelta
+        self, factory: sessionmaker[Session], handler: ServiceHandler, *, interval: float, lease: timedelta,
+        sweeps: Iterable[Callable[[], object]] = (),
     ):
         self.factory = factory
         self.handler = handler
+        self.sweeps = list(sweeps)  # periodic work of the connectors (the national portal sync)
         self.interval = interval
         self.lease = lease
         self._wake = threading.Event()
@@ -152,6 +154,8 @@ class EmbeddedWorker:
         while not self._stop.is_set():
             try:
                 drain(self.factory, self.handler, lease=self.lease)
+                for sweep in self.sweeps:
+                    sweep()
             except Exception:  # keep the thread alive; the failed work stays due and is retried
                 log.exception("embedded worker pass failed")
             self.passes += 1
