@@ -15,8 +15,8 @@ def build_registry(settings: Settings, factory: sessionmaker[Session]) -> Connec
     registry = ConnectorRegistry()
     notify.register(registry, factory, settings)
     interagency.register(registry, factory, settings)  # RabbitMQ when MOTCUA_BROKER_URL is set
+    postal.register(registry, factory, settings)  # the post's API when MOTCUA_POSTAL_URL is set
     if settings.sandbox or settings.env != "production":
         demo.register(registry, factory)
         documents.register(registry, factory)
-        postal.register(registry, factory)
     return registry

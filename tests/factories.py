@@ -166,3 +166,44 @@ def api_token(client, username: str, password: str) -> str:
         assert response.status_code == 200, response.get_json()
         answer = response.get_json()
     return str(answer["token"])
+
+
+class Provider:
+    """A provider's HTTP endpoint on 127.0.0.1 (a thread): records each POST's signature and raw
+    body, answers with the queued (status, JSON body) pairs, then 200."""
+
+    def __init__(self, *answers: tuple[int, dict[str, Any] | None]):
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        self.received: list[tuple[str, bytes]] = []
+        self.answers = list(answers)
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+                import json
+
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                provider.received.append((self.headers.get("X-Signature", ""), raw))
+                status, body = provider.answers.pop(0) if provider.answers else (200, None)
+                payload = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Provider:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -4,8 +4,6 @@ the next sweep sends the same batch again; the portal checks the signature."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +14,7 @@ from engine.config import Settings
 from engine.db import make_engine, make_session_factory, transaction
 from engine.migrate import upgrade
 from engine.models import DossierStatus
-from tests.factories import complete, create_unit, install_procedure, submit
+from tests.factories import Provider, complete, create_unit, install_procedure, submit
 
 
 @pytest.fixture(scope="module")
@@ -53,39 +51,19 @@ def test_status_changes_go_to_the_sandbox_portal_in_order_and_once(factory):
 
 
 def test_a_refused_push_is_sent_again_and_the_signature_checks(factory):
-    answers = [503, 200]
-    received: list[tuple[str, bytes]] = []
-
-    class Portal(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's hook name
-            raw = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.headers["X-Signature"], raw))
-            self.send_response(answers.pop(0))
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Portal)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     code, dossier_id = _case(factory)
     with transaction(factory) as session:
         before = national_portal.synced_until(session)
         complete(session, dossier_id, "receive", {"decision": "accept"})
-    settings = Settings(env="test", portal_url=f"http://127.0.0.1:{server.server_port}/api/status",
-                        portal_secret="portal-secret-0123")
-    try:
+    with Provider((503, None), (200, {"accepted": True})) as portal:
+        settings = Settings(env="test", portal_url=f"{portal.url}/api/status", portal_secret="portal-secret-0123")
         with pytest.raises(national_portal.PortalRefusedError):
             national_portal.sync(settings, factory)
         with transaction(factory) as session:
             assert national_portal.synced_until(session) == before  # nothing moved
         sent = national_portal.sync(settings, factory)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert sent >= 2
-    (sig1, raw1), (sig2, raw2) = received
+    (_sig1, raw1), (sig2, raw2) = portal.received
     assert raw1 == raw2  # the same batch again
     assert sig2 == sign("portal-secret-0123", raw2)
     statuses = [(i["dossier_code"], i["status_code"]) for i in json.loads(raw2)["items"]]

@@ -7,20 +7,21 @@ import email
 import email.policy
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from connectors import sandbox
+from connectors import postal, sandbox
 from connectors.http import sign
 from connectors.notify import send_mail, send_sms
+from connectors.registry import ConnectorRegistry
 from engine.config import Settings
 from engine.db import make_engine, make_session_factory, transaction
 from engine.migrate import upgrade
 from engine.models import SandboxRecord
+from engine.services import PermanentServiceError
+from tests.factories import Provider
 
 
 class Inbox:
@@ -63,32 +64,31 @@ def test_mail_goes_through_smtp_in_vietnamese(factory):
 
 
 def test_sms_goes_to_a_gateway_with_a_signature(factory):
-    received: list[tuple[str, bytes]] = []
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's hook name
-            raw = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.headers["X-Signature"], raw))
-            self.send_response(202)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        settings = Settings(env="test", sms_url=f"http://127.0.0.1:{server.server_port}/send",
-                            sms_secret="gateway-secret-0123")
+    with Provider((202, None)) as gateway:
+        settings = Settings(env="test", sms_url=f"{gateway.url}/send", sms_secret="gateway-secret-0123")
         result = send_sms(settings, factory, to="0900000001", text="Hồ sơ X: đã có kết quả.", key="call-2")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result == {"sent": True, "status": 202}
-    [(signature, raw)] = received
+    [(signature, raw)] = gateway.received
     assert signature == sign("gateway-secret-0123", raw)
     assert json.loads(raw) == {"id": "call-2", "to": "0900000001", "text": "Hồ sơ X: đã có kết quả."}
+
+
+def test_the_post_takes_an_order_and_answers_its_tracking_number(factory):
+    registry = ConnectorRegistry()
+    with Provider((503, None), (200, {"tracking": "EB123456789VN"}), (422, {"error": "address"})) as post:
+        settings = Settings(env="test", postal_url=f"{post.url}/orders", postal_secret="post-secret-0123")
+        postal.register(registry, factory, settings)
+        order = {"dossier_code": "X-1", "address": "Thôn Đông, xã An Hòa Thịnh"}
+        with pytest.raises(RuntimeError):  # a provider outage: the call is retried with back-off
+            registry("postal.send_result", order, "call-4")
+        assert registry("postal.send_result", order, "call-4") == {"tracking": "EB123456789VN"}
+        with pytest.raises(PermanentServiceError):  # refused: no point retrying
+            registry("postal.send_result", order, "call-5")
+    first, second, _third = post.received
+    assert first[1] == second[1]  # the same order again: the post de-duplicates by order_id
+    assert json.loads(second[1]) == {"order_id": "call-4", "dossier_code": "X-1",
+                                     "address": "Thôn Đông, xã An Hòa Thịnh", "kind": "result_delivery"}
+    assert second[0] == sign("post-secret-0123", second[1])
 
 
 def test_without_servers_the_sandbox_keeps_one_copy_per_key(factory):
