@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask
 
 from backoffice.extensions import motcua
@@ -36,6 +37,9 @@ def celery_init_app(app: Flask) -> Celery:
         task_time_limit=settings.service_timeout + 30,
         beat_schedule={
             "motcua-tick": {"task": "motcua.tick", "schedule": settings.worker_interval},
+            # Yesterday's payments against the provider's books, at 01:00 Vietnam time (18:00 UTC).
+            "motcua-reconcile-payments": {"task": "motcua.reconcile_payments",
+                                          "schedule": crontab(hour=18, minute=0)},
         },
         timezone="UTC",
     )

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 
 from backoffice.extensions import db, motcua
-from connectors import sandbox
+from connectors import payment, sandbox
 from connectors.http import post_signed
 from engine.models import SandboxRecord
 
@@ -62,11 +62,15 @@ def payment_page(reference: str) -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("sandbox_payment.html", reference=reference, payment=row.payload)
     outcome = "paid" if request.form.get("outcome") == "paid" else "failed"
-    status = _callback("payment", "/api/v1/connectors/payment/callback", {
-        "event_id": f"pay-{reference}-{outcome}", "reference": reference, "amount": row.payload.get("amount"),
-        "currency": row.payload.get("currency", "VND"), "status": outcome,
-        "transaction": f"SBX{secrets.token_hex(6).upper()}"})
+    transaction_id = f"SBX{secrets.token_hex(6).upper()}"
+    amount, currency = int(row.payload.get("amount") or 0), str(row.payload.get("currency", "VND"))
     target = str(row.payload.get("return_url") or url_for("sandbox.payment_page", reference=reference))
+    db().rollback()  # the provider's books are written in their own transaction
+    payment.settle_in_sandbox(motcua().factory, reference=reference, amount=amount, currency=currency,
+                              status=outcome, transaction_id=transaction_id)
+    status = _callback("payment", "/api/v1/connectors/payment/callback", {
+        "event_id": f"pay-{reference}-{outcome}", "reference": reference, "amount": amount, "currency": currency,
+        "status": outcome, "transaction": transaction_id})
     sep = "&" if "?" in target else "?"
     return redirect(f"{target}{sep}payment={outcome}&callback={status}")
 

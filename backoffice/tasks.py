@@ -47,3 +47,16 @@ def sync_national_portal() -> int:
 def dispatch_service_calls(celery: Celery, ids: Iterable[str]) -> None:
     for call_id in ids:
         celery.send_task(RUN_SERVICE_CALL, args=[call_id])
+
+
+@shared_task(name="motcua.reconcile_payments")
+def reconcile_payments() -> dict[str, Any]:
+    """Yesterday (Vietnam time) against the payment provider's books."""
+    from datetime import timedelta
+
+    from connectors.payment import reconcile
+    from engine import clock
+    from engine.calendar import to_vn
+
+    ext = motcua()
+    return reconcile(ext.settings, ext.factory, to_vn(clock.now()).date() - timedelta(days=1))

@@ -193,6 +193,32 @@ def interagency_replies() -> None:
     consume_replies(settings, make_session_factory(make_engine(settings)))
 
 
+@main.group()
+def payments() -> None:
+    """Online payments."""
+
+
+@payments.command("reconcile")
+@click.option("--date", "day", default=None, help="the day to check (YYYY-MM-DD, Vietnam time); default yesterday")
+def payments_reconcile(day: str | None) -> None:
+    """Compare the provider's paid transactions of a day with ours; print JSON, flag differences."""
+    import json
+    from datetime import date, timedelta
+
+    from connectors.payment import reconcile
+    from engine import clock
+    from engine.calendar import to_vn
+    from engine.db import make_engine, make_session_factory
+
+    try:
+        checked = date.fromisoformat(day) if day else to_vn(clock.now()).date() - timedelta(days=1)
+    except ValueError:
+        raise click.BadParameter("YYYY-MM-DD", param_hint="--date") from None
+    settings = _settings()
+    report = reconcile(settings, make_session_factory(make_engine(settings)), checked)
+    click.echo(json.dumps(report, ensure_ascii=False))
+
+
 @main.group(name="sandbox")
 def sandbox_group() -> None:
     """Providers' sandboxes (development and test only)."""

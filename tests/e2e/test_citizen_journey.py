@@ -9,11 +9,12 @@ sandboxes' pages send their signed callbacks to the live server over HTTP, as pr
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from connectors import payment
 from engine import clock, jobs, services
 from engine.calendar import VN_TZ
 from engine.db import transaction
@@ -168,6 +169,9 @@ def test_citizen_registers_submits_supplements_pays_and_receives_by_post(browser
     citizen.page.click("button[value=paid]")
     citizen.page.wait_for_url(f"**/portal/dossiers/{code}?payment=paid&callback=200")
     _drain(citizen)  # the result goes to the post
+    # the day's reconciliation finds the provider's books and ours in agreement
+    ext = app.extensions["motcua"]
+    assert payment.reconcile(ext.settings, ext.factory, date(2026, 11, 30))["mismatches"] == []
 
     # 5. The postman delivers: the post's signed callback closes the case.
     post = Citizen(browser, base, "c1-post")
