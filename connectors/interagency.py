@@ -6,6 +6,8 @@ Topology, named after ``MOTCUA_QUEUE`` (so test runs and deployments do not shar
 ``<q>.interagency`` (direct exchange, routing key = agency) → durable queue ``<q>.agency.<agency>``;
 answers go to the durable queue ``<q>.interagency.replies``; every queue dead-letters into
 ``<q>.interagency.dlx`` → ``<q>.interagency.dead`` (poison messages are kept there, never lost).
+An answer that comes before its case waits for it is parked in ``<q>.interagency.wait`` with a
+per-message time to live, after which RabbitMQ dead-letters it back to the replies queue.
 
 Requests are persistent, published with publisher confirms, with ``message_id`` = the service
 task id (the receiver de-duplicates by it). Replies are applied once (``CallbackReceipt``). Without
@@ -19,10 +21,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import pika
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import sandbox
@@ -45,8 +49,15 @@ log = logging.getLogger(__name__)
 AGENCIES = {"police": "Công an (đăng ký thường trú)", "social_insurance": "Bảo hiểm xã hội (thẻ BHYT)"}
 ANSWER_MESSAGES = {"police": "police_answer", "social_insurance": "insurance_answer"}
 # An answer that arrives before the case waits for it (the request's service step is still being
-# finished) is put back with a growing delay; after this many tries it is dead-lettered.
-MAX_REPLY_ATTEMPTS = 20
+# finished, or its worker crashed after publishing and the step is taken again after the lease) is
+# parked with a growing delay; one still early this long after it first came is dead-lettered.
+REPLY_PATIENCE = timedelta(hours=1)
+MAX_REPLY_DELAY = 30.0
+
+
+def reply_delay(attempts: int) -> float:
+    """Seconds an early answer waits before its next try: 0.5, 1, 2, 4 … up to 30."""
+    return min(0.5 * 2 ** max(attempts - 1, 0), MAX_REPLY_DELAY)
 
 
 class Topology:
@@ -55,6 +66,7 @@ class Topology:
         self.replies = f"{prefix}.interagency.replies"
         self.dlx = f"{prefix}.interagency.dlx"
         self.dead = f"{prefix}.interagency.dead"
+        self.wait = f"{prefix}.interagency.wait"
         self.prefix = prefix
 
     def agency_queue(self, agency: str) -> str:
@@ -70,6 +82,9 @@ class Topology:
             channel.queue_declare(self.agency_queue(agency), durable=True, arguments=dead_letter)
             channel.queue_bind(self.agency_queue(agency), self.exchange, routing_key=agency)
         channel.queue_declare(self.replies, durable=True, arguments=dead_letter)
+        # No consumer: messages wait out their expiration, then go back to the replies queue.
+        channel.queue_declare(self.wait, durable=True, arguments={
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.replies})
 
 
 def topology(settings: Settings) -> Topology:
@@ -175,6 +190,7 @@ def consume_replies(settings: Settings, factory: sessionmaker[Session], *, stop:
             continue
         try:
             channel = connection.channel()
+            channel.confirm_delivery()  # a re-published early answer must be confirmed before its ack
             topology(settings).declare(channel)
             channel.basic_qos(prefetch_count=10)
             for method, properties, raw in channel.consume(names.replies, inactivity_timeout=0.5):
@@ -184,9 +200,8 @@ def consume_replies(settings: Settings, factory: sessionmaker[Session], *, stop:
                     continue
                 _handle_reply(settings, factory, channel, method, properties, raw, on_applied)
             channel.cancel()
-        except (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed,
-                pika.exceptions.StreamLostError):
-            log.warning("broker connection lost; reconnecting")
+        except pika.exceptions.AMQPError as exc:  # connection or channel lost (a broker restart)
+            log.warning("broker connection lost (%s); reconnecting", type(exc).__name__)
             stop.wait(0.5)
         finally:
             if connection.is_open:
@@ -205,16 +220,27 @@ def _handle_reply(settings: Settings, factory: sessionmaker[Session], channel: A
         log.error("dead-lettering reply %s: %s", message_id, exc)
         channel.basic_reject(method.delivery_tag, requeue=False)
         return
+    except SQLAlchemyError:
+        # The database is unreachable or refused: nothing was applied; the broker keeps the answer.
+        log.exception("reply %s not applied; it stays queued", message_id)
+        channel.basic_nack(method.delivery_tag, requeue=True)
+        time.sleep(1.0)
+        return
     if outcome == "early":
-        attempts = int((properties.headers or {}).get("x-motcua-attempts", 0)) + 1
-        if attempts >= MAX_REPLY_ATTEMPTS:
+        headers = dict(properties.headers or {})
+        attempts = int(headers.get("x-motcua-attempts", 0)) + 1
+        first_seen = str(headers.get("x-motcua-first-seen") or clock.now().isoformat())
+        if clock.now() - datetime.fromisoformat(first_seen) > REPLY_PATIENCE:
             log.error("dead-lettering reply %s: its case never waited for it", message_id)
             channel.basic_reject(method.delivery_tag, requeue=False)
             return
-        time.sleep(min(0.1 * attempts, 2.0))
-        channel.basic_publish("", method.routing_key, raw, pika.BasicProperties(
+        # Parked, not slept on: the consumer goes on with other answers meanwhile. Confirmed by the
+        # broker before the original is acknowledged, so a crash in between leaves a duplicate
+        # (a no-op by its receipt), never a loss.
+        channel.basic_publish("", topology(settings).wait, raw, pika.BasicProperties(
             content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent, message_id=message_id,
-            correlation_id=properties.correlation_id, headers={"x-motcua-attempts": attempts}))
+            correlation_id=properties.correlation_id, expiration=str(int(reply_delay(attempts) * 1000)),
+            headers={"x-motcua-attempts": attempts, "x-motcua-first-seen": first_seen}), mandatory=True)
     channel.basic_ack(method.delivery_tag)
     if outcome == "applied" and on_applied is not None:
         on_applied(message_id)
@@ -234,7 +260,8 @@ def sandbox_answer(agency: str, request: Mapping[str, Any]) -> dict[str, Any]:
 def run_sandbox_agencies(settings: Settings, factory: sessionmaker[Session], *, delay: float,
                          stop: threading.Event | None = None) -> None:
     """Play the police and social insurance (``motcua sandbox agencies``): consume their queues,
-    answer each request once (by its message id) after ``delay`` seconds."""
+    record each request once (by its message id) and answer it after ``delay`` seconds, one at a
+    time like a real agency's desk (so a backlog waits in the broker, not in this process)."""
     names = topology(settings)
     stop = stop or threading.Event()
     while not stop.is_set():
@@ -247,12 +274,13 @@ def run_sandbox_agencies(settings: Settings, factory: sessionmaker[Session], *, 
             channel = connection.channel()
             channel.confirm_delivery()
             names.declare(channel)
+            channel.basic_qos(prefetch_count=1)
             for agency in AGENCIES:
                 channel.basic_consume(names.agency_queue(agency), _agency_handler(factory, agency, delay))
             while not stop.is_set():
                 connection.process_data_events(time_limit=0.5)
-        except (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed,
-                pika.exceptions.StreamLostError):
+        except pika.exceptions.AMQPError as exc:
+            log.warning("agency sandbox lost the broker (%s); reconnecting", type(exc).__name__)
             stop.wait(0.5)
         finally:
             if connection.is_open:
@@ -269,8 +297,12 @@ def _agency_handler(factory: sessionmaker[Session], agency: str, delay: float) -
         message_id = str(properties.message_id or "")
         _record_id, new = sandbox.record(factory, provider=f"agency.{agency}", key=message_id or "?",
                                          recipient=str(request.get("dossier_code", "")), payload=request)
-        if new and properties.reply_to:
-            time.sleep(delay)
+        if properties.reply_to:
+            # A request delivered again (the sender retried, or this consumer crashed before its
+            # acknowledgement) is answered again with the same message id: the answer may have
+            # been lost with the crash, and motcua applies it once whatever the number of copies.
+            if new:
+                time.sleep(delay)
             answer = {"agency": agency, "dossier_code": request.get("dossier_code"),
                       "answer": sandbox_answer(agency, request)}
             channel.basic_publish("", properties.reply_to, json.dumps(answer, ensure_ascii=False).encode(),

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors import build_registry
-from connectors.interagency import apply_reply, pika_url, sandbox_answer
+from connectors.interagency import MAX_REPLY_DELAY, apply_reply, pika_url, reply_delay, sandbox_answer
 from engine import jobs, services
 from engine.config import Settings
 from engine.db import make_engine, make_session_factory, transaction
@@ -106,3 +106,10 @@ def _count(factory) -> int:
 ])
 def test_broker_url_for_pika(celery_url, pika):
     assert pika_url(celery_url) == pika
+
+
+def test_early_answers_wait_longer_each_time_up_to_a_ceiling():
+    delays = [reply_delay(attempt) for attempt in range(1, 10)]
+    assert delays[:5] == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert delays == sorted(delays)
+    assert max(delays) == MAX_REPLY_DELAY
