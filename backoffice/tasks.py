@@ -9,6 +9,7 @@ from celery import Celery, shared_task
 
 from backoffice.extensions import motcua
 from engine import jobs
+from engine.services import ServiceHandler
 
 RUN_SERVICE_CALL = "motcua.run_service_call"
 
@@ -18,7 +19,10 @@ def run_service_call(call_id: str) -> str:
     ext = motcua()
     if ext.settings.is_test:
         jobs.follow_clock_offset(ext.factory)
-    return jobs.run_service_call(ext.factory, call_id, ext.registry, lease=ext.lease)
+    handler: ServiceHandler = ext.registry
+    if ext.settings.fault_pause_after:
+        handler = jobs.pause_after(ext.registry, ext.settings.fault_pauses())
+    return jobs.run_service_call(ext.factory, call_id, handler, lease=ext.lease)
 
 
 @shared_task(name="motcua.tick")

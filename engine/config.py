@@ -70,6 +70,9 @@ class Settings:
     citizen_otp: bool = True
     # Reverse proxies in front of the web app whose X-Forwarded-For/-Proto are trusted (0: none).
     proxy_hops: int = 0
+    # Test mode only, for fault drills: "OPERATION=SECONDS[,…]" makes a worker wait that long after
+    # the connector call returned and before its result is saved, so a drill can kill it there.
+    fault_pause_after: str = ""
     # Where npm installed the front-end libraries (bpmn-js); empty = node_modules of the checkout.
     node_modules: str = ""
     # Default UI language (vi); users may switch to en.
@@ -127,6 +130,10 @@ class Settings:
             raise ConfigError("MOTCUA_DEFAULT_LOCALE must be vi or en")
         if self.worker_interval <= 0:
             raise ConfigError("MOTCUA_WORKER_INTERVAL must be positive")
+        if self.fault_pause_after:
+            if self.env != "test":
+                raise ConfigError("MOTCUA_FAULT_PAUSE_AFTER is a test-mode drill (MOTCUA_ENV=test only)")
+            self.fault_pauses()
         if self.env == "production":
             if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
                 raise ConfigError("production refuses the default or a short MOTCUA_SECRET_KEY (32+ chars)")
@@ -150,6 +157,20 @@ class Settings:
         if self.env == "production" or getattr(self, f"{name}_url"):
             return None  # a real provider always has its own key
         return f"sandbox-{name}-secret"
+
+    def fault_pauses(self) -> dict[str, float]:
+        """MOTCUA_FAULT_PAUSE_AFTER as {operation: seconds}."""
+        pauses: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in self.fault_pause_after.split(","))):
+            operation, sep, seconds = item.partition("=")
+            try:
+                value = float(seconds)
+            except ValueError:
+                value = -1.0
+            if not sep or not operation.strip() or value < 0:
+                raise ConfigError(f"MOTCUA_FAULT_PAUSE_AFTER: {item!r} is not OPERATION=SECONDS")
+            pauses[operation.strip()] = value
+        return pauses
 
     @property
     def is_test(self) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,6 +91,20 @@ def run_service_call(
     with transaction(factory) as session:
         finished = services.finish_service_call(session, call_id, result)
     return "done" if finished else "already-done"
+
+
+def pause_after(handler: ServiceHandler, pauses: Mapping[str, float]) -> ServiceHandler:
+    """Test-mode fault drills (MOTCUA_FAULT_PAUSE_AFTER): wait after the provider accepted a call
+    and before its result is saved — the window where a crash must not lose or repeat the call."""
+    def paused(operation: str, params: Mapping[str, Any], key: str) -> Any:
+        result = handler(operation, params, key)
+        seconds = pauses.get(operation, 0.0)
+        if seconds:
+            log.warning("fault drill: %s %s done; pausing %.1fs before its result is saved", operation, key, seconds)
+            time.sleep(seconds)
+        return result
+
+    return paused
 
 
 def fire_timers(factory: sessionmaker[Session], *, limit: int = 200) -> int:

@@ -48,3 +48,14 @@ def test_production_is_accepted_when_complete():
 def test_production_refuses_unsafe_settings(change, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({**PROD, **change})
+
+
+def test_fault_pauses_are_a_test_mode_drill_with_checked_values():
+    settings = Settings.from_env({"MOTCUA_ENV": "test", "MOTCUA_FAULT_PAUSE_AFTER": "interagency.send=4, sms.send=0.5"})
+    assert settings.fault_pauses() == {"interagency.send": 4.0, "sms.send": 0.5}
+    assert Settings.from_env({"MOTCUA_ENV": "test"}).fault_pauses() == {}
+    with pytest.raises(ConfigError, match="MOTCUA_ENV=test"):
+        Settings.from_env({"MOTCUA_FAULT_PAUSE_AFTER": "interagency.send=4"})
+    for bad in ("interagency.send", "=4", "interagency.send=soon", "interagency.send=-1"):
+        with pytest.raises(ConfigError, match=f"{bad!r} is not OPERATION=SECONDS"):
+            Settings.from_env({"MOTCUA_ENV": "test", "MOTCUA_FAULT_PAUSE_AFTER": bad})

@@ -93,3 +93,19 @@ def test_failed_call_is_retried_later_not_lost(factory):
     assert jobs.due_service_calls(factory) == [call_id]
     assert jobs.run_service_call(factory, call_id, flaky, lease=timedelta(seconds=30)) == "done"
     assert calls == [call_id, call_id]  # the same idempotency key both times
+
+
+def test_a_fault_drill_pauses_only_the_named_operation_after_it_returned(monkeypatch):
+    calls: list[str] = []
+    slept: list[float] = []
+    monkeypatch.setattr(jobs.time, "sleep", slept.append)
+
+    def handler(operation, params, key):
+        calls.append(operation)
+        return {"ok": operation}
+
+    paused = jobs.pause_after(handler, {"interagency.send": 4.0})
+    assert paused("sms.send", {}, "k1") == {"ok": "sms.send"}
+    assert slept == []
+    assert paused("interagency.send", {}, "k2") == {"ok": "interagency.send"}
+    assert (calls, slept) == (["sms.send", "interagency.send"], [4.0])
