@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from backoffice.app import create_app
 from engine.config import Settings
 from engine.migrate import upgrade
 from tests.conftest import require_service
@@ -83,10 +85,36 @@ class WorkerProcess:
                 self.proc.wait(timeout=5)
 
 
+class Consumer:
+    """A long-running ``motcua …`` command (reply consumer, sandbox agencies) in its own process."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "scripts.cli", *args], cwd=ROOT, env=env,  # noqa: S603
+                                         stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
 @pytest.fixture
 def celery_settings(pg_settings: Settings, broker_url: str) -> Settings:
     return pg_settings.with_(worker="celery", broker_url=broker_url, queue=f"motcua_it_{uuid.uuid4().hex[:8]}",
                              worker_interval=1.0, service_timeout=5.0)
+
+
+@pytest.fixture
+def celery_app(celery_settings: Settings) -> Iterator[Flask]:
+    """The web application configured like the Celery workers (same database, broker and queue)."""
+    application = create_app(celery_settings)
+    yield application
+    application.extensions["motcua"].engine.dispose()
 
 
 @pytest.fixture

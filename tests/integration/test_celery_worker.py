@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from backoffice.app import create_app
 from engine import clock
 from engine.db import transaction
 from engine.models import AuditEvent, Dossier, Procedure, SandboxRecord, ServiceCall, Timer
@@ -20,15 +19,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def app(celery_settings):
-    application = create_app(celery_settings)
-    yield application
-    application.extensions["motcua"].engine.dispose()
-
-
-@pytest.fixture
-def factory(app):
-    factory = app.extensions["motcua"].factory
+def factory(celery_app):
+    factory = celery_app.extensions["motcua"].factory
     with transaction(factory) as session:
         if session.scalar(select(Procedure).where(Procedure.code == "service_timer")) is None:
             install_bpmn(session, "service_timer", (FIXTURES / "service_timer.bpmn").read_text())

@@ -6,21 +6,17 @@ answer changes nothing; a poison message ends in the dead-letter queue."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pika
 import pytest
 from sqlalchemy import select
 
-from backoffice.app import create_app
 from connectors.interagency import pika_url, topology
 from engine.db import transaction
 from engine.models import AuditEvent, Dossier, Role, Task
 from tests.factories import create_unit, create_user, install_procedure, open_task
-from tests.integration.conftest import ROOT, wait_for
+from tests.integration.conftest import Consumer, wait_for
 
 pytestmark = pytest.mark.integration
 CODE = "linked_birth_residence_health_insurance"
@@ -31,30 +27,6 @@ FORM = {
     "residence_address": "Số 5, thôn Đông, xã An Hòa Thịnh, Hà Tĩnh", "head_of_household": "Nguyễn Văn Bình",
     "health_facility": "Trạm Y tế xã An Hòa Thịnh",
 }
-
-
-class Consumer:
-    """A `motcua …` long-running command in its own process."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path):
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "scripts.cli", *args], cwd=ROOT, env=env,  # noqa: S603
-                                         stdout=out, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-@pytest.fixture
-def app(celery_settings):
-    application = create_app(celery_settings)
-    yield application
-    application.extensions["motcua"].engine.dispose()
 
 
 @pytest.fixture
@@ -110,8 +82,8 @@ def _publish_reply(settings: Any, body: bytes, message_id: str) -> None:
         connection.close()
 
 
-def test_linked_birth_completes_through_rabbitmq(app, celery_settings, consumers):
-    factory = app.extensions["motcua"].factory
+def test_linked_birth_completes_through_rabbitmq(celery_app, celery_settings, consumers):
+    factory = celery_app.extensions["motcua"].factory
     with transaction(factory) as session:
         install_procedure(session, CODE)
         unit = create_unit(session)
