@@ -26,4 +26,6 @@ def register(registry: ConnectorRegistry, factory: sessionmaker[Session]) -> Non
         )
         return {"record": record_id, "duplicate": not new}
 
-    registry.register("demo.effect", effect)
+    registry.register("demo.effect", effect,
+                      description="Demo: record an effect in the sandbox, optionally after some seconds",
+                      optional=("label", "seconds"))

@@ -22,4 +22,6 @@ def register(registry: ConnectorRegistry, factory: sessionmaker[Session]) -> Non
                                         recipient=str(params.get("dossier_code", "")), payload=dict(params))
         return {"document": f"{params.get('kind', 'result')}-{record_id}", "duplicate": not new}
 
-    registry.register("documents.sign_result", sign_result)
+    registry.register("documents.sign_result", sign_result,
+                      description="Sign the result digitally",
+                      required=("dossier_code",), optional=("kind",))

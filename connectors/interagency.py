@@ -141,7 +141,9 @@ def register(registry: ConnectorRegistry, factory: sessionmaker[Session], settin
                                         recipient=str(params.get("dossier_code", "")), payload=dict(params))
         return {"request": record_id, "agency": agency, "duplicate": not new}
 
-    registry.register("interagency.send", send)
+    registry.register("interagency.send", send,
+                      description="Send an inter-agency request (police, social insurance) over RabbitMQ",
+                      required=("agency", "dossier_code"), optional=("*",))
 
 
 # --- the answers ----------------------------------------------------------------------------------

@@ -29,6 +29,12 @@ TEMPLATES = {
     "notify.deadline_warning": "Hồ sơ {dossier_code} sắp đến hạn xử lý ({due_at})",
     "notify.overdue_escalation": "Hồ sơ {dossier_code} đã quá hạn xử lý ({due_at})",
 }
+DESCRIPTIONS = {
+    "notify.status": "Tell the applicant of a status change by SMS and e-mail",
+    "notify.status_changed": "Tell the applicant of a status change by SMS and e-mail",
+    "notify.deadline_warning": "Warn the officers that a deadline is near",
+    "notify.overdue_escalation": "Tell the leader that a dossier is overdue",
+}
 STATUS_TEXT = {
     "submitted": "đã nộp trực tuyến; cơ quan sẽ kiểm tra và tiếp nhận. Tra cứu bằng mã hồ sơ.",
     "accepted": "đã được tiếp nhận; xem giấy hẹn trả kết quả.",
@@ -115,4 +121,5 @@ def register(registry: ConnectorRegistry, factory: sessionmaker[Session], settin
                 result["mailed"] = True
             return result
 
-        registry.register(name, send)
+        registry.register(name, send, description=DESCRIPTIONS.get(name, ""),
+                          optional=("to", "email", "roles", "dossier_code", "due_at", "template", "label", "agency"))

@@ -39,4 +39,6 @@ def register(registry: ConnectorRegistry, factory: sessionmaker[Session], settin
         record_id, new = sandbox.record(factory, provider="postal", key=key, recipient=address, payload=dict(params))
         return {"tracking": f"BCCI{record_id:09d}", "duplicate": not new}
 
-    registry.register("postal.send_result", send_result)
+    registry.register("postal.send_result", send_result,
+                      description="Order the post to deliver the result to an address",
+                      required=("address",), optional=("dossier_code", "kind"))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.services import PermanentServiceError
+from engine.validation import OperationInfo
 
 Operation = Callable[[Mapping[str, Any], str], Any]
 
@@ -23,11 +24,20 @@ class ConnectorRegistry:
 
     def __init__(self) -> None:
         self._operations: dict[str, Operation] = {}
+        self._info: dict[str, OperationInfo] = {}
 
-    def register(self, name: str, operation: Operation) -> None:
+    def register(self, name: str, operation: Operation, *, description: str = "",
+                 required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
+        """Add an operation with the parameters a service task gives it (``optional`` may hold
+        ``"*"``: any other parameter is passed on, e.g. the fields of an inter-agency request)."""
         if name in self._operations:
             raise ValueError(f"operation {name!r} is registered twice")
         self._operations[name] = operation
+        self._info[name] = OperationInfo(name, description, required, optional)
+
+    def describe(self) -> dict[str, OperationInfo]:
+        """What the designer offers and the validator checks: each operation and its parameters."""
+        return dict(sorted(self._info.items()))
 
     def names(self) -> list[str]:
         return sorted(self._operations)

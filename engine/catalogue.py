@@ -142,10 +142,18 @@ def sync_procedure(session: Session, definition: ProcedureDefinition, *, actor: 
         .order_by(ProcessModelVersion.version.desc())
         .limit(1)
     )
-    if current is None or current.content_hash != workflow.content_hash(definition.bpmn_xml, definition.library):
+    # The folder is a source of versions: a model or forms never deployed before make a new version
+    # (running cases keep theirs); what the designer deployed after the folder's last change stays.
+    file_hash = workflow.content_hash(definition.bpmn_xml, definition.library)
+    deployed_before = session.scalars(select(ProcessModelVersion.task_forms).where(
+        ProcessModelVersion.procedure_id == procedure.id, ProcessModelVersion.content_hash == file_hash)).all()
+    if current is not None and catalogue["task_forms"] in deployed_before:
+        if current.task_forms is not None:
+            procedure.catalogue = {**catalogue, "task_forms": current.task_forms}
+    else:
         services.deploy_process_model(
             session, procedure, definition.bpmn_xml, actor=actor, library=definition.library,
-            lane_roles=definition.lane_roles,
+            lane_roles=definition.lane_roles, task_forms=catalogue["task_forms"],
             comment=f"from {definition.path.name}/{data['bpmn']}",
         )
     return procedure

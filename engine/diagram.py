@@ -177,3 +177,58 @@ def _layout(xml: str) -> Document:
 def with_layout(xml: str) -> Document:
     """The document with diagram interchange (added when missing) and one view per process."""
     return _layout(xml)
+
+
+def for_designer(xml: str) -> str:
+    """The document as the modeler should open it: with diagram interchange, and for a process
+    with lanes, a pool (participant) around it with a band per lane, so that a task dropped into
+    a band joins that lane. Documents that already carry DI are returned unchanged."""
+    root = etree.fromstring(xml.encode())  # noqa: S320 - validated models or the designer's own draft
+    if any(_local(e.tag) == "BPMNDiagram" for e in root):
+        return xml
+    root = etree.fromstring(with_layout(xml).xml.encode())  # noqa: S320 - the same document, laid out
+    for process in [p for p in root if _local(p.tag) == "process"]:
+        lanes = list(process.iter(f"{{{BPMN}}}lane"))
+        plane = next((p for p in root.iter(f"{{{BPMNDI}}}BPMNPlane") if p.get("bpmnElement") == process.get("id")),
+                     None)
+        if not lanes or plane is None:
+            continue
+        process_id = process.get("id", "")
+        collaboration = etree.Element(f"{{{BPMN}}}collaboration", id=f"collaboration_{process_id}")
+        etree.SubElement(collaboration, f"{{{BPMN}}}participant", id=f"pool_{process_id}",
+                         name=process.get("name") or process_id, processRef=process_id)
+        root.insert(list(root).index(process), collaboration)
+        plane.set("bpmnElement", collaboration.get("id", ""))
+        boxes = {}
+        for shape in plane.iter(f"{{{BPMNDI}}}BPMNShape"):
+            bounds = shape.find(f"{{{DC}}}Bounds")
+            if bounds is not None:
+                boxes[shape.get("bpmnElement")] = tuple(float(bounds.get(k, 0)) for k in ("x", "y", "width", "height"))
+        if not boxes:
+            continue
+        left = min(b[0] for b in boxes.values()) - 60
+        right = max(b[0] + b[2] for b in boxes.values()) + 40
+        bands: list[tuple[etree._Element, float, float]] = []
+        for lane in lanes:
+            members = [boxes[ref.text.strip()] for ref in lane.iter(f"{{{BPMN}}}flowNodeRef")
+                       if ref.text and ref.text.strip() in boxes]
+            top = min((b[1] for b in members), default=0.0) - 30
+            bottom = max((b[1] + b[3] for b in members), default=top + 100) + 30
+            bands.append((lane, top, bottom))
+        y = min(top for _lane, top, _bottom in bands) if bands else 0
+        pool_top = y
+        first = plane[0] if len(plane) else None
+        for lane, top, bottom in bands:
+            height = max(bottom - max(top, y), 120)
+            shape = etree.Element(f"{{{BPMNDI}}}BPMNShape", id=f"{lane.get('id')}_di", bpmnElement=lane.get("id", ""),
+                                  isHorizontal="true")
+            etree.SubElement(shape, f"{{{DC}}}Bounds", x=str(int(left + 30)), y=str(int(y)),
+                             width=str(int(right - left - 30)), height=str(int(height)))
+            plane.insert(0 if first is None else list(plane).index(first), shape)
+            y += height
+        pool = etree.Element(f"{{{BPMNDI}}}BPMNShape", id=f"pool_{process_id}_di", bpmnElement=f"pool_{process_id}",
+                             isHorizontal="true")
+        etree.SubElement(pool, f"{{{DC}}}Bounds", x=str(int(left)), y=str(int(pool_top)),
+                         width=str(int(right - left)), height=str(int(y - pool_top)))
+        plane.insert(0, pool)
+    return etree.tostring(root, encoding="unicode")

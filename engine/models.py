@@ -225,9 +225,34 @@ class ProcessModelVersion(Base):
     deployed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     deployed_at: Mapped[datetime] = mapped_column()
     comment: Mapped[str] = mapped_column(String(500), default="")
+    # The user-task forms (JSON Schema by form key) this version's tasks are checked against; None
+    # for versions deployed before forms were versioned: they use the procedure's catalogue.
+    task_forms: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # For a roll-back, the version whose model was deployed again.
+    redeploys_version: Mapped[int | None] = mapped_column(Integer)
 
     procedure: Mapped[Procedure] = relationship()
     spec: Mapped[ProcessSpec] = relationship()
+    deployed_by: Mapped[User | None] = relationship()
+
+
+class ProcessDraft(Base):
+    """A procedure's model being edited in the designer: saved on every change, validated on
+    every save, deployed as a new version when it has no problem. One draft per procedure."""
+
+    __tablename__ = "process_draft"
+
+    procedure_id: Mapped[int] = mapped_column(ForeignKey("procedure.id", ondelete="CASCADE"), primary_key=True)
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    lane_roles: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    task_forms: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    base_version: Mapped[int | None] = mapped_column(Integer)  # the version the draft started from
+    problems: Mapped[list[Any]] = mapped_column(default=list)  # of the last save
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    updated_at: Mapped[datetime] = mapped_column()
+
+    procedure: Mapped[Procedure] = relationship()
+    updated_by: Mapped[User | None] = relationship()
 
 
 class Dossier(Base):

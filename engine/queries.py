@@ -28,7 +28,15 @@ from engine.models import (
     User,
     UserRole,
 )
-from engine.services import Actor, ForbiddenError, NotFoundError, calendar_for, get_dossier, view_dossier
+from engine.services import (
+    Actor,
+    ForbiddenError,
+    NotFoundError,
+    calendar_for,
+    get_dossier,
+    task_forms_of,
+    view_dossier,
+)
 from engine.workflow import LIFECYCLE_PROCESS
 
 SCOPES = ("mine", "unit", "all")
@@ -194,7 +202,7 @@ def get_task(session: Session, actor: Actor, task_id: str) -> dict[str, Any]:
     cal = calendar_for(session)
     result = task_row(task, dossier.code, dossier.applicant_name, procedure.code, procedure.name_vi,
                       cal=cal, now=clock.now())
-    result["form"] = (procedure.catalogue.get("task_forms") or {}).get(task.form_key or "", {})
+    result["form"] = task_forms_of(dossier).get(task.form_key or "", {})
     result["dossier_data"] = dossier_view(dossier, procedure, cal=cal)
     return result
 

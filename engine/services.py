@@ -286,8 +286,11 @@ def deploy_process_model(
     library: Sequence[str] = (),
     lane_roles: Mapping[str, str] | None = None,
     comment: str = "",
+    task_forms: Mapping[str, Any] | None = None,
+    redeploys_version: int | None = None,
 ) -> ProcessModelVersion:
-    """Parse and store a new version of a procedure's process; the BPMN is stored once per hash."""
+    """Parse and store a new version of a procedure's process; the BPMN is stored once per hash.
+    ``task_forms`` are the forms this version's user tasks are checked against."""
     parsed = workflow.parse_model(bpmn_xml, library=library)
     roles = {**DEFAULT_LANE_ROLES, **(lane_roles or {})}
     roles = {lane: role for lane, role in roles.items() if lane in parsed.lanes}
@@ -318,6 +321,8 @@ def deploy_process_model(
         deployed_by_id=actor.user_id,
         deployed_at=clock.now(),
         comment=comment,
+        task_forms=dict(task_forms) if task_forms is not None else None,
+        redeploys_version=redeploys_version,
     )
     session.add(version)
     session.flush()
@@ -326,7 +331,8 @@ def deploy_process_model(
         action="process_model_deployed",
         actor=actor.name,
         actor_id=actor.user_id,
-        data={"procedure": procedure.code, "version": version.version, "hash": parsed.content_hash},
+        data={"procedure": procedure.code, "version": version.version, "hash": parsed.content_hash,
+              "comment": comment, **({"redeploys_version": redeploys_version} if redeploys_version else {})},
     )
     return version
 
@@ -471,6 +477,25 @@ def _save_case(
         _audit(session, actor, "case_finished", dossier, data={"status": dossier.status})
     flag_modified(dossier, "status")  # every engine step bumps the optimistic version column
     session.flush()
+
+
+def save_migrated_case(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, actor: Actor) -> None:
+    """Save a case just moved to another model version: its open tasks keep their ids, deadlines
+    and assignees; their label, lane and role follow the new version (an assignee whose task
+    moved to another role is released)."""
+    lane_roles = _version_info(session, dossier.model_version_id).lane_roles
+    open_now = {str(t.id): t for t in workflow.open_tasks(wf)}
+    for row in session.scalars(select(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES))):
+        spiff_task = open_now.get(row.id)
+        if spiff_task is None:
+            continue
+        lane = getattr(spiff_task.task_spec, "lane", None)
+        role = lane_roles.get(lane) if lane else None
+        if role != row.role:
+            row.assignee_id = row.claimed_at = None
+        row.name, row.lane, row.role = workflow.task_label(spiff_task), lane, role
+        row.form_key = workflow.task_properties(spiff_task).get("form")
+    _save_case(session, dossier, wf, actor=actor)
 
 
 def _apply_status(
@@ -626,8 +651,9 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
         lane = getattr(spiff_task.task_spec, "lane", None)
         props = workflow.task_properties(spiff_task)
         due = dossier.due_at
-        if "deadline" in props and dossier.clock_paused_at is None:
-            task_due = task_deadline(cal, props["deadline"], now)
+        deadline = _task_deadline_spec(spiff_task, props)
+        if deadline and dossier.clock_paused_at is None:
+            task_due = task_deadline(cal, deadline, now)
             due = min(task_due, due) if due else task_due
         if props.get("extends_deadline") and dossier.clock_paused_at is None:
             _extend_deadline(session, dossier, wf, props["extends_deadline"], cal=cal)
@@ -651,6 +677,18 @@ def _sync_tasks(session: Session, dossier: Dossier, wf: BpmnWorkflow, *, cal: Wo
         )
         if kind == "service":
             _queue_service_call(session, dossier, spiff_task, now=now)
+
+
+def _task_deadline_spec(task: SpiffTask, props: Mapping[str, str]) -> str | None:
+    """The task's deadline property, or the process variable named by ``deadline_variable`` when
+    the case set it to a valid deadline (e.g. ``working_days:5`` chosen at an earlier step)."""
+    from engine.validation import deadline_problem
+
+    variable = props.get("deadline_variable")
+    override = task.data.get(variable) if variable else None
+    if isinstance(override, str) and override and deadline_problem(override) is None:
+        return override
+    return props.get("deadline")
 
 
 def _extend_deadline(
@@ -1168,10 +1206,17 @@ def _validate_task_form(dossier: Dossier, props: Mapping[str, str], data: Mappin
     form = props.get("form")
     if not form:
         return {}
-    schema = (dossier.procedure.catalogue.get("task_forms") or {}).get(form)
+    schema = task_forms_of(dossier).get(form)
     if schema is None:
         raise ServiceError(f"procedure {dossier.procedure.code} has no task form {form!r}")
     return forms.validate(schema, data)
+
+
+def task_forms_of(dossier: Dossier) -> dict[str, Any]:
+    """The task forms of the dossier's model version (the procedure's catalogue for versions
+    deployed before forms were versioned): a newer version's forms never change a running case."""
+    forms_ = dossier.model_version.task_forms
+    return dict(forms_ if forms_ is not None else dossier.procedure.catalogue.get("task_forms") or {})
 
 
 def _check_law_rules(

@@ -66,6 +66,46 @@ def _line_of(path: Path, needle: str) -> int:
          "<bpmn:conditionExpression>__import__('os').system('x')</bpmn:conditionExpression>",
          "__import__", "mf_verification:"),
         ("<bpmn:flowNodeRef>appraise</bpmn:flowNodeRef>", "", 'id="appraise"', "appraise: user task is in no lane"),
+        # The BPMN 2.0 XSD (lxml): an attribute the standard does not define.
+        ('<bpmn:exclusiveGateway id="verify_gw"', '<bpmn:exclusiveGateway speed="fast" id="verify_gw"',
+         'speed="fast"', "BPMN 2.0 schema: Element 'bpmn:exclusiveGateway', attribute 'speed'"),
+        ('<spiffworkflow:property name="deadline" value="working_days:2"/>',
+         '<spiffworkflow:property name="deadline" value="working_days:2"/>\n'
+         '          <spiffworkflow:property name="deadline_variable" value="2 days"/>', 'id="appraise"',
+         "appraise: deadline_variable '2 days' is not a process variable name"),
+        ('<bpmn:sequenceFlow id="mf_verified" sourceRef="verify" targetRef="work_end"/>',
+         '<bpmn:sequenceFlow id="mf_verified" sourceRef="verify" targetRef="tell"/>\n'
+         '    <bpmn:serviceTask id="tell"><bpmn:extensionElements>\n'
+         '      <spiffworkflow:serviceTaskOperator id="sms.blast"/>\n'
+         '    </bpmn:extensionElements></bpmn:serviceTask>\n'
+         '    <bpmn:sequenceFlow id="mf_told" sourceRef="tell" targetRef="work_end"/>',
+         'id="sms.blast"', "tell: unknown connector operation 'sms.blast'"),
+        ('<bpmn:sequenceFlow id="mf_verified" sourceRef="verify" targetRef="work_end"/>',
+         '<bpmn:sequenceFlow id="mf_verified" sourceRef="verify" targetRef="post"/>\n'
+         '    <bpmn:serviceTask id="post"><bpmn:extensionElements>\n'
+         '      <spiffworkflow:serviceTaskOperator id="postal.send_result"/>\n'
+         '    </bpmn:extensionElements></bpmn:serviceTask>\n'
+         '    <bpmn:sequenceFlow id="mf_posted" sourceRef="post" targetRef="work_end"/>',
+         'id="postal.send_result"', "post: operation 'postal.send_result' needs the parameter 'address'"),
+        ('<bpmn:sequenceFlow id="mf_verified" sourceRef="verify" targetRef="work_end"/>',
+         '<bpmn:sequenceFlow id="mf_verified" sourceRef="verify" targetRef="wait_answer"/>\n'
+         '    <bpmn:intermediateCatchEvent id="wait_answer">\n'
+         '      <bpmn:messageEventDefinition id="wait_answer_def" messageRef="no_such_message"/>\n'
+         '    </bpmn:intermediateCatchEvent>\n'
+         '    <bpmn:sequenceFlow id="mf_answered" sourceRef="wait_answer" targetRef="work_end"/>',
+         'messageRef="no_such_message"', "wait_answer_def: message 'no_such_message' is not defined with a name"),
+        ('<bpmn:sequenceFlow id="mf_no_verification" sourceRef="verify_gw" targetRef="work_end"/>',
+         '<bpmn:sequenceFlow id="mf_no_verification" sourceRef="verify_gw" targetRef="work_end"/>\n'
+         '    <bpmn:sequenceFlow id="mf_again" sourceRef="verify_gw" targetRef="count">\n'
+         "      <bpmn:conditionExpression>decision == 'again'</bpmn:conditionExpression>\n"
+         '    </bpmn:sequenceFlow>\n'
+         '    <bpmn:scriptTask id="count"><bpmn:script>passes = 1</bpmn:script></bpmn:scriptTask>\n'
+         '    <bpmn:sequenceFlow id="mf_counted" sourceRef="count" targetRef="verify_gw"/>',
+         '<bpmn:scriptTask id="count">', "count: the loop count → verify_gw has no user task or catch event"),
+        ('<bpmn:userTask id="verify" name="Xác minh tình trạng hôn nhân">',
+         '<bpmn:userTask id="verify" name="Xác minh tình trạng hôn nhân">\n'
+         '      <bpmn:standardLoopCharacteristics id="verify_loop" loopMaximum="5000"/>',
+         "<bpmn:standardLoopCharacteristics", "verify_loop: a loop needs loopMaximum between 1 and 100"),
     ],
 )
 def test_each_rule_refuses_a_broken_copy_with_its_line(broken, old, new, where, message):
