@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     import backoffice.api_citizens  # noqa: F401 - adds the citizen routes to the api blueprint
     from backoffice.admin import init_admin
     from backoffice.api import bp as api_bp
+    from backoffice.api_designer import bp as api_designer_bp
+    from backoffice.designer import bp as designer_bp
     from backoffice.portal import bp as portal_bp
     from backoffice.views import bp as views_bp
     from backoffice.views import page_error
@@ -73,7 +75,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.register_blueprint(web_bp)
     app.register_blueprint(views_bp)
     app.register_blueprint(portal_bp, url_prefix="/portal")
+    app.register_blueprint(designer_bp, url_prefix="/designer")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(api_designer_bp, url_prefix="/api/v1")
     for status in (400, 403, 404, 405, 413):
         app.register_error_handler(status, page_error)
     init_admin(app)

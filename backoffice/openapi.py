@@ -198,6 +198,7 @@ def openapi_document() -> dict[str, Any]:
                                                  "action": {"type": "string"}, "task": {"type": ["string", "null"]},
                                                  "data": {"type": "object"}}}}, 401, 403, 404, parameters=[CODE])},
             **citizen_paths(),
+            **designer_paths(),
             "/track/{code}": {"get": _op("Public tracking by dossier code and the last 4 phone digits", {
                 "type": "object", "properties": {"code": {"type": "string"}, "status": {"type": "string"},
                                                  "status_code": {"type": "integer"},
@@ -308,4 +309,56 @@ def citizen_paths() -> dict[str, Any]:
             "Submit the typed dossier as the citizen's own with the consent code they read out", 201,
             {"$ref": "#/components/schemas/Submitted"}, _body(["otp"], {"otp": STRING}), 401, 404, 409, 422,
             parameters=[CONSENT_ID]),
+    }
+
+
+PROBLEM = {"type": "object", "properties": {"line": {"type": ["integer", "null"]},
+                                            "element": {"type": ["string", "null"]}, "message": STRING,
+                                            "rule": STRING}}
+CHANGE = {"type": "object", "properties": {"element": STRING, "type": STRING, "name": STRING,
+                                           "change": {"enum": ["added", "removed", "changed"]},
+                                           "details": {"type": "array", "items": STRING}}}
+NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}
+VERSION = {"type": "object", "properties": {"version": {"type": "integer"},
+                                            "redeploys_version": {"type": ["integer", "null"]}}}
+
+
+def designer_paths() -> dict[str, Any]:
+    """The process designer's part: versions, drafts checked on save, deployment, roll-back, migration."""
+    return {
+        "/process-models": {"get": _op("Procedures with their deployed versions (designers, auditors)",
+                                       {"type": "array", "items": {"type": "object"}}, 401, 403)},
+        "/process-models/{code}": {"post": {
+            "summary": "Deploy a BPMN document as the procedure's new version (the body is the XML); 422 with "
+                       "fields.bpmn = every problem (line, element, message), nothing deployed",
+            "security": BEARER, "parameters": [CODE],
+            "requestBody": {"required": True, "content": {"application/xml": {"schema": STRING}}},
+            "responses": {"201": _json(VERSION), **_errors(401, 403, 404, 422)}}},
+        "/procedures/{code}/versions": {"get": _op(
+            "Deployed versions of a procedure, newest first: who deployed, when, running cases (designers)",
+            {"type": "array", "items": {"type": "object"}}, 401, 403, 404, parameters=[CODE])},
+        "/procedures/{code}/draft": _post(
+            "Save the draft model; answers every problem found (element id, line, rule) and the changes "
+            "against the deployed version", 200,
+            {"type": "object", "properties": {"problems": {"type": "array", "items": PROBLEM},
+                                              "changes": {"type": "array", "items": CHANGE}, "saved_at": STRING}},
+            _body(["xml"], {"xml": STRING, "lane_roles": {"type": "object"}, "task_forms": {"type": "object"}}),
+            400, 401, 403, 404, parameters=[CODE]),
+        "/procedures/{code}/deploy": _post(
+            "Deploy the saved draft as a new version (refused with its problems while it has any)", 201, VERSION,
+            None, 400, 401, 403, 404, parameters=[CODE]),
+        "/procedures/{code}/versions/{number}/redeploy": _post(
+            "Roll back: deploy an older version again as the newest", 201, VERSION, None, 400, 401, 403, 404,
+            parameters=[CODE, NUMBER]),
+        "/dossiers/{code}/migration": {"get": _op(
+            "Whether a running case may move to version ?to= of its procedure, and why not",
+            {"type": "object", "properties": {"safe": {"type": "boolean"},
+                                              "reasons": {"type": "array", "items": STRING}}},
+            400, 401, 403, 404, parameters=[CODE, {"name": "to", "in": "query", "required": True,
+                                                   "schema": {"type": "integer"}}])},
+        "/dossiers/{code}/migrate": _post(
+            "Move a running case to another version when safe: every timer keeps its due moment, open tasks "
+            "keep their deadlines; audited. 409 migration_refused with the reasons otherwise", 200,
+            {"type": "object"}, _body(["to_version"], {"to_version": {"type": "integer"}}),
+            400, 401, 403, 404, 409, parameters=[CODE]),
     }

@@ -60,6 +60,8 @@ APPROVAL_FORMS = ("approve", "apology")
 def _home_for(roles: frozenset[str]) -> str:
     if roles & set(OFFICERS):
         return url_for("views.inbox")
+    if Role.DESIGNER.value in roles:
+        return url_for("designer.index")
     if Role.ADMIN.value in roles:
         return "/admin/"
     return url_for("web.home")
@@ -449,9 +451,14 @@ def batch_approve() -> ResponseReturnValue:
 
 VENDOR_FILES = {
     "bpmn-navigated-viewer.js": "bpmn-js/dist/bpmn-navigated-viewer.production.min.js",
+    "bpmn-modeler.js": "bpmn-js/dist/bpmn-modeler.production.min.js",
     "bpmn-js.css": "bpmn-js/dist/assets/bpmn-js.css",
     "diagram-js.css": "bpmn-js/dist/assets/diagram-js.css",
     "bpmn-font/css/bpmn-embedded.css": "bpmn-js/dist/assets/bpmn-font/css/bpmn-embedded.css",
+    # The modeler's icon font, as files (the CSP allows fonts from 'self' only, not data: URLs).
+    "bpmn-font/css/bpmn.css": "bpmn-js/dist/assets/bpmn-font/css/bpmn.css",
+    **{f"bpmn-font/font/bpmn.{ext}": f"bpmn-js/dist/assets/bpmn-font/font/bpmn.{ext}"
+       for ext in ("woff2", "woff", "ttf", "eot", "svg")},
 }
 
 

@@ -52,6 +52,9 @@ class MigrationRefusedError(ServiceError):
         self.reasons = reasons
 
 
+READER_ROLES = DESIGNER_ROLES | {"auditor"}
+
+
 def require_designer(actor: Actor) -> None:
     if not actor.roles & DESIGNER_ROLES:
         raise ForbiddenError("process designers only")
@@ -64,7 +67,7 @@ def _procedure(session: Session, code: str) -> Procedure:
     return procedure
 
 
-def _version(session: Session, procedure: Procedure, number: int) -> ProcessModelVersion:
+def version_of(session: Session, procedure: Procedure, number: int) -> ProcessModelVersion:
     version = session.scalar(select(ProcessModelVersion).where(
         ProcessModelVersion.procedure_id == procedure.id, ProcessModelVersion.version == number))
     if version is None:
@@ -190,6 +193,22 @@ def deploy_draft(session: Session, code: str, *, actor: Actor, comment: str = ""
     return version
 
 
+def deploy_model(session: Session, code: str, bpmn_xml: Any, *, actor: Actor, comment: str = "",
+                 operations: Mapping[str, OperationInfo] | None) -> ProcessModelVersion:
+    """A BPMN document deployed directly (API ``POST /process-models/{procedure}``) with the current
+    version's lane roles and task forms; refused with every problem, nothing deployed, when invalid."""
+    require_designer(actor)
+    procedure = _procedure(session, code)
+    current = services.current_version(session, procedure)
+    _check_payload(bpmn_xml, current.lane_roles, version_forms(current))
+    problems = check(session, procedure, bpmn_xml, current.lane_roles, version_forms(current), operations=operations)
+    if problems:
+        raise InvalidDataError(f"the model has {len(problems)} problem(s); nothing was deployed",
+                               fields={"bpmn": [p.as_dict() for p in problems]})
+    return _deploy(session, procedure, bpmn_xml, lane_roles=current.lane_roles, task_forms=version_forms(current),
+                   actor=actor, comment=comment.strip()[:500] or "deployed through the API")
+
+
 def _deploy(session: Session, procedure: Procedure, bpmn_xml: str, *, lane_roles: Mapping[str, str],
             task_forms: Mapping[str, Any], actor: Actor, comment: str,
             redeploys_version: int | None = None) -> ProcessModelVersion:
@@ -207,7 +226,7 @@ def redeploy(session: Session, code: str, number: int, *, actor: Actor, comment:
     """Roll back: deploy an older version's model, lanes and forms again as the newest version."""
     require_designer(actor)
     procedure = _procedure(session, code)
-    old = _version(session, procedure, number)
+    old = version_of(session, procedure, number)
     current = services.current_version(session, procedure)
     if old.id == current.id:
         raise InvalidDataError(f"version {number} is already the current version",
@@ -221,8 +240,10 @@ def redeploy(session: Session, code: str, number: int, *, actor: Actor, comment:
 
 
 def versions(session: Session, code: str, *, actor: Actor) -> list[dict[str, Any]]:
-    """Every deployed version, newest first, with who deployed it, when, and its running cases."""
-    require_designer(actor)
+    """Every deployed version, newest first, with who deployed it, when, and its running cases
+    (designers, and auditors who read the history)."""
+    if not actor.roles & READER_ROLES:
+        raise ForbiddenError("process designers and auditors only")
     procedure = _procedure(session, code)
     running = dict(session.execute(
         select(Dossier.model_version_id, func.count()).where(Dossier.procedure_id == procedure.id,
@@ -236,9 +257,11 @@ def versions(session: Session, code: str, *, actor: Actor) -> list[dict[str, Any
              "redeploys_version": v.redeploys_version, "current": i == 0} for i, v in enumerate(rows)]
 
 
-_SKIP = {"BPMNDiagram", "definitions", "incoming", "outgoing", "flowNodeRef", "laneSet", "extensionElements",
-         "properties", "property", "parameters", "parameter", "serviceTaskOperator", "script", "conditionExpression",
-         "documentation", "messageEventDefinition", "timerEventDefinition", "timeDate", "timeDuration", "timeCycle"}
+# Not compared: layout, the pool the designer draws around lanes, and children reported with their element.
+_SKIP = {"BPMNDiagram", "definitions", "collaboration", "participant", "incoming", "outgoing", "flowNodeRef",
+         "laneSet", "extensionElements", "properties", "property", "parameters", "parameter",
+         "serviceTaskOperator", "script", "conditionExpression", "documentation", "messageEventDefinition",
+         "timerEventDefinition", "timeDate", "timeDuration", "timeCycle"}
 
 
 def _elements(xml: str) -> dict[str, dict[str, Any]]:
@@ -256,7 +279,7 @@ def _elements(xml: str) -> dict[str, dict[str, Any]]:
         kind = etree.QName(node).localname
         if kind in _SKIP or etree.QName(node).namespace != NS["bpmn"]:
             continue
-        facts: dict[str, Any] = {k: v for k, v in sorted(node.attrib.items()) if k != "id"}
+        facts: dict[str, Any] = {k: v for k, v in sorted(node.attrib.items()) if k not in ("id", "name")}
         props = {p.get("name"): p.get("value")
                  for p in node.iterfind("bpmn:extensionElements//spiffworkflow:property", NS)}
         if props:
@@ -414,7 +437,7 @@ def migrate_case(session: Session, code: str, *, to_version: int, actor: Actor) 
     """
     require_designer(actor)
     dossier = services.lock_dossier(session, services.get_dossier(session, code).id)
-    target = _version(session, dossier.procedure, to_version)
+    target = version_of(session, dossier.procedure, to_version)
     source = session.get(ProcessModelVersion, dossier.model_version_id)
     assert source is not None
     reasons = migration_check(session, dossier, target)
@@ -466,7 +489,7 @@ def migration_candidates(session: Session, code: str, *, from_version: int, to_v
     """The running cases on ``from_version`` and whether each may move to ``to_version``."""
     require_designer(actor)
     procedure = _procedure(session, code)
-    source, target = _version(session, procedure, from_version), _version(session, procedure, to_version)
+    source, target = version_of(session, procedure, from_version), version_of(session, procedure, to_version)
     dossiers = session.scalars(select(Dossier).where(Dossier.model_version_id == source.id,
                                                      Dossier.finished_at.is_(None))
                                .order_by(Dossier.received_at).limit(limit)).all()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 PASSWORD = "Demo@12345"
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@contextmanager
+def serve_demo(path: Path, *, before_seed: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+    """The app with the demo data on its own SQLite database, served on a free local port."""
     from backoffice.app import create_app
     from scripts.seed import seed_demo
 
-    path = tmp_path_factory.mktemp("e2e") / "e2e.db"
     settings = Settings.from_env({}, env="test", database_url=f"sqlite:///{path}", sandbox=True)
     upgrade(settings)
+    if before_seed is not None:
+        before_seed()
     app = create_app(settings)
     ext = app.extensions["motcua"]
     seed_demo(ext.factory, ext.registry, lease=timedelta(seconds=30))
@@ -53,6 +56,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     finally:
         server.shutdown()
         ext.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with serve_demo(tmp_path_factory.mktemp("e2e") / "e2e.db") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

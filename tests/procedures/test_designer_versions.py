@@ -5,12 +5,13 @@ deadline to the second; unsafe ones are refused with the reason and nothing chan
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from connectors import build_registry
-from engine import designer, services
+from engine import designer, diagram, services
 from engine.calendar import VN_TZ, to_vn
 from engine.config import Settings
 from engine.models import AuditEvent, ProcessModelVersion, Role, Task, Timer
@@ -19,6 +20,7 @@ from tests.procedures.harness import CaseDriver
 from tests.procedures.test_birth_registration import APPRAISE, APPROVE, FORM, THURSDAY
 
 CODE = "birth_registration"
+ROOT_DIR = Path(__file__).resolve().parents[2]
 NEW_TASK = "check_register"
 NEW_FORM = {"title": "Kiểm tra sổ hộ tịch", "type": "object", "required": ["decision"],
             "properties": {"decision": {"type": "string", "enum": ["propose_approve", "propose_refuse"]}}}
@@ -251,3 +253,43 @@ def test_open_tasks_keep_their_deadline_when_migrated(case, designer_actor, oper
     designer.migrate_case(case.session, case.dossier.code, to_version=2, actor=designer_actor)
     row = case.session.get(Task, task.id)
     assert (row.state, row.assignee_id, row.due_at) == ("ready", case.users["justice"].id, task.due_at)
+
+
+def test_a_process_variable_overrides_the_task_deadline(case, designer_actor, operations):
+    model = designer.open_model(case.session, CODE, actor=designer_actor)
+    xml = _with_new_task(model.xml, deadline="working_days:1").replace(
+        f'<spiffworkflow:property name="form" value="{NEW_TASK}"/>',
+        f'<spiffworkflow:property name="form" value="{NEW_TASK}"/>'
+        '<spiffworkflow:property name="deadline_variable" value="check_deadline"/>')
+    # A script between appraisal and the new step chooses three working days instead of one.
+    xml = xml.replace(f'<bpmn:sequenceFlow id="bf_appraised" sourceRef="appraise" targetRef="{NEW_TASK}"/>',
+                      '<bpmn:sequenceFlow id="bf_appraised" sourceRef="appraise" targetRef="choose"/>\n'
+                      '    <bpmn:scriptTask id="choose"><bpmn:script>check_deadline = "working_days:3"</bpmn:script>'
+                      '</bpmn:scriptTask>\n'
+                      f'    <bpmn:sequenceFlow id="bf_chosen" sourceRef="choose" targetRef="{NEW_TASK}"/>')
+    xml = xml.replace("<bpmn:flowNodeRef>late_gw</bpmn:flowNodeRef>",
+                      "<bpmn:flowNodeRef>choose</bpmn:flowNodeRef><bpmn:flowNodeRef>late_gw</bpmn:flowNodeRef>")
+    draft = designer.save_draft(case.session, CODE, actor=designer_actor, bpmn_xml=xml, lane_roles=model.lane_roles,
+                                task_forms={**model.task_forms, NEW_TASK: NEW_FORM}, operations=operations)
+    assert draft.problems == []
+    designer.deploy_draft(case.session, CODE, actor=designer_actor, operations=operations)
+    _at_appraisal(case)  # Thursday 19/11 10:00, due the same day
+    # A step's due moment is capped by the appointment: move it a week out (apology, Mẫu 04).
+    services.request_apology(case.session, case.dossier.code, actor=services.SYSTEM_ACTOR,
+                             reason="Chờ tra cứu cơ sở dữ liệu hộ tịch")
+    cal = services.calendar_for(case.session)
+    later = cal.add_working_days(to_vn(case.dossier.due_at).date(), 5)
+    case.complete("sign_apology", decision="approve", new_due_date=later.isoformat(), reason="Chờ tra cứu")
+    case.complete("appraise", **APPRAISE)
+    task = case.task(NEW_TASK)
+    three, one = (services.task_deadline(cal, spec, task.created_at) for spec in ("working_days:3", "working_days:1"))
+    assert one < three < case.dossier.due_at
+    assert task.due_at == three  # the variable's three working days, not the property's one
+
+
+def test_the_diff_names_each_change_once_and_ignores_layout():
+    old = (ROOT_DIR / "processes" / CODE / "process.bpmn").read_text(encoding="utf-8")
+    new = diagram.for_designer(old).replace('name="Đăng ký quá hạn?"', 'name="Quá hạn?"')
+    changes = designer.model_diff(old, new)
+    assert changes == [{"element": "late_gw", "type": "exclusiveGateway", "name": "Quá hạn?", "change": "changed",
+                        "details": ["name: 'Đăng ký quá hạn?' → 'Quá hạn?'"]}]
