@@ -11,7 +11,8 @@ STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test lint typecheck unit integration e2e browser bench clean
+.PHONY: install run test lint typecheck unit integration e2e browser system bench clean
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation2 fonts-freefont-ttf fonts-dejavu-core
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +25,17 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) system
+
+# What PDF documents need from Debian: Pango (WeasyPrint), the serif fonts with every Vietnamese
+# letter (Liberation Serif for documents, FreeSerif for signature blocks). Installed with apt-get
+# only when one is missing (and only as root; otherwise the command to run is printed).
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "PDF documents need: sudo apt-get install $$missing"; fi; \
+	fi
 
 # Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
 browser:
