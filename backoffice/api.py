@@ -11,9 +11,10 @@ from sqlalchemy import select, text
 
 from backoffice.auth import current_actor, issue_token, login_required
 from backoffice.errors import error_response, service_error
-from backoffice.extensions import db
+from backoffice.extensions import db, motcua
 from backoffice.openapi import openapi_document
-from engine import accounts, queries, services
+from engine import accounts, paperwork, queries, services
+from engine import documents as pdf_documents
 from engine.calendar import to_vn
 from engine.models import Procedure
 from engine.services import Actor, ServiceError
@@ -265,7 +266,60 @@ def documents(code: str) -> ResponseReturnValue:
     session.commit()  # the officer's read is an audit event
     for row in rows:
         row["url"] = url_for(".attachment", code=code, attachment_id=row["id"])
+    dossier = services.get_dossier(session, code)
+    for kind in paperwork.available_forms(session, dossier):
+        form = pdf_documents.FORMS[kind]
+        rows.append({"kind": f"form:{kind}", "name": form.title, "mime": "application/pdf",
+                     "url": url_for(".form_pdf", code=code, kind=kind)})
+    for signed in paperwork.signed_documents(session, dossier):
+        rows.append({"id": signed.id, "kind": f"signed:{signed.kind}", "name": signed.name, "mime": "application/pdf",
+                     "size": signed.size, "sha256": signed.sha256, "signer": signed.signer_name,
+                     "signed_at": to_vn(signed.signed_at).isoformat(),
+                     "url": url_for(".signed_pdf", code=code, document_id=signed.id),
+                     "verify_url": url_for("verify.verify", code=code)})
     return jsonify(rows)
+
+
+def _pdf(content: bytes, name: str) -> ResponseReturnValue:
+    response = send_file(io.BytesIO(content), mimetype="application/pdf", as_attachment=False,
+                         download_name=name, etag=False)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/dossiers/<code>/forms/<kind>.pdf")
+@login_required
+def form_pdf(code: str, kind: str) -> ResponseReturnValue:
+    """A one-stop form of the dossier (Mẫu 01–05) rendered now; ``?set=2025`` for the 2025 set."""
+    session = db()
+    dossier = queries.readable_dossier(session, _actor(), code, purpose=f"form {kind}")
+    form_set = request.args.get("set", pdf_documents.DEFAULT_FORM_SET)
+    if kind not in paperwork.available_forms(session, dossier):
+        raise services.NotFoundError(f"{code} has no form {kind!r}", fields={"kind": ["not issued for this dossier"]})
+    try:
+        pdf_documents.template_for(kind, form_set=form_set)
+    except pdf_documents.DocumentError as exc:
+        raise services.InvalidDataError(str(exc), fields={"set": [str(exc)]}) from exc
+    settings = motcua().settings
+    context = paperwork.form_context(session, dossier, kind,
+                                     verify_url=f"{settings.public_url.rstrip('/')}/verify/{code}")
+    pdf = pdf_documents.render_pdf(kind, context, form_set=form_set)
+    session.commit()  # the officer's read is an audit event
+    return _pdf(pdf, f"{code}-{kind}.pdf")
+
+
+@bp.get("/dossiers/<code>/signed/<int:document_id>.pdf")
+@login_required
+def signed_pdf(code: str, document_id: int) -> ResponseReturnValue:
+    """A signed document of the dossier, byte for byte as signed."""
+    session = db()
+    dossier = queries.readable_dossier(session, _actor(), code, purpose=f"signed document {document_id}")
+    signed = next((d for d in paperwork.signed_documents(session, dossier) if d.id == document_id), None)
+    if signed is None:
+        raise services.NotFoundError(f"{code} has no signed document {document_id}")
+    content, name = signed.content, f"{code}-{signed.kind}.pdf"
+    session.commit()
+    return _pdf(content, name)
 
 
 @bp.get("/dossiers/<code>/attachments/<int:attachment_id>")

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from backoffice.api_designer import bp as api_designer_bp
     from backoffice.designer import bp as designer_bp
     from backoffice.portal import bp as portal_bp
+    from backoffice.verify import bp as verify_bp
     from backoffice.views import bp as views_bp
     from backoffice.views import page_error
     from backoffice.web import bp as web_bp
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.register_blueprint(views_bp)
     app.register_blueprint(portal_bp, url_prefix="/portal")
     app.register_blueprint(designer_bp, url_prefix="/designer")
+    app.register_blueprint(verify_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(api_designer_bp, url_prefix="/api/v1")
     for status in (400, 403, 404, 405, 413):

@@ -199,6 +199,7 @@ def openapi_document() -> dict[str, Any]:
                                                  "data": {"type": "object"}}}}, 401, 403, 404, parameters=[CODE])},
             **citizen_paths(),
             **designer_paths(),
+            **document_paths(),
             "/track/{code}": {"get": _op("Public tracking by dossier code and the last 4 phone digits", {
                 "type": "object", "properties": {"code": {"type": "string"}, "status": {"type": "string"},
                                                  "status_code": {"type": "integer"},
@@ -361,4 +362,26 @@ def designer_paths() -> dict[str, Any]:
             "keep their deadlines; audited. 409 migration_refused with the reasons otherwise", 200,
             {"type": "object"}, _body(["to_version"], {"to_version": {"type": "integer"}}),
             400, 401, 403, 404, 409, parameters=[CODE]),
+    }
+
+
+PDF = {"description": "PDF", "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+def document_paths() -> dict[str, Any]:
+    """Generated forms (rendered on request) and signed documents (kept as signed)."""
+    kind = {"name": "kind", "in": "path", "required": True,
+            "schema": {"enum": ["receipt", "supplement", "refusal", "apology", "control_sheet"]}}
+    form_set = {"name": "set", "in": "query", "required": False, "schema": {"enum": ["2018", "2025"]}}
+    document_id = {"name": "document_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    return {
+        "/dossiers/{code}/forms/{kind}.pdf": {"get": {
+            "summary": "A one-stop form of the dossier (Mẫu 01–05 of the 2018 set, or the 2025 set) as PDF, with "
+                       "a QR code to /verify/{code}; 404 when the dossier has not reached it",
+            "security": BEARER, "parameters": [CODE, kind, form_set],
+            "responses": {"200": PDF, **_errors(401, 403, 404, 422)}}},
+        "/dossiers/{code}/signed/{document_id}.pdf": {"get": {
+            "summary": "A signed document of the dossier (PAdES), byte for byte as signed",
+            "security": BEARER, "parameters": [CODE, document_id],
+            "responses": {"200": PDF, **_errors(401, 403, 404)}}},
     }

@@ -16,7 +16,7 @@ def build_registry(settings: Settings, factory: sessionmaker[Session]) -> Connec
     notify.register(registry, factory, settings)
     interagency.register(registry, factory, settings)  # RabbitMQ when MOTCUA_BROKER_URL is set
     postal.register(registry, factory, settings)  # the post's API when MOTCUA_POSTAL_URL is set
+    documents.register(registry, factory, settings)  # PAdES signing of results
     if settings.sandbox or settings.env != "production":
         demo.register(registry, factory)
-        documents.register(registry, factory)
     return registry

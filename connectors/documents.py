@@ -1,8 +1,9 @@
-"""Result documents: the signing step of the lifecycle.
+"""Result documents: the signing step of the lifecycle (``documents.sign_result``).
 
-Until PAdES signing exists (documents and signatures issue), ``documents.sign_result`` records
-the request in the sandbox ledger keyed by the service task id, so the process runs end to end
-and a retried call signs once. It is registered only when sandboxes are on.
+The result document of the dossier's procedure (or, when the leader refused, the refusal letter)
+is rendered to PDF, signed as PAdES by the leader who approved, with a visible signature block, and
+kept; its hash goes into the audit chain. Keyed by the service task id: a retried call signs once.
+Outside production a leader without a certificate gets one from the demo authority.
 """
 
 from __future__ import annotations
@@ -10,17 +11,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors import sandbox
 from connectors.registry import ConnectorRegistry
+from engine import documents, paperwork, signing
+from engine.config import Settings
+from engine.db import transaction
+from engine.models import Dossier
+from engine.services import PermanentServiceError
+
+KINDS = ("result", "refusal")
 
 
-def register(registry: ConnectorRegistry, factory: sessionmaker[Session]) -> None:
+def verify_url(settings: Settings, code: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/verify/{code}"
+
+
+def register(registry: ConnectorRegistry, factory: sessionmaker[Session], settings: Settings) -> None:
     def sign_result(params: Mapping[str, Any], key: str) -> dict[str, Any]:
-        record_id, new = sandbox.record(factory, provider="signing", key=key,
-                                        recipient=str(params.get("dossier_code", "")), payload=dict(params))
-        return {"document": f"{params.get('kind', 'result')}-{record_id}", "duplicate": not new}
+        code, kind = str(params.get("dossier_code") or ""), str(params.get("kind") or "result")
+        if kind not in KINDS:
+            raise PermanentServiceError(f"unknown document kind {kind!r}")
+        with transaction(factory) as session:
+            dossier = session.scalar(select(Dossier).where(Dossier.code == code))
+            if dossier is None:
+                raise PermanentServiceError(f"no dossier {code!r}")
+            try:
+                signed = paperwork.issue_signed(session, dossier, kind=kind, key=key, secret_key=settings.secret_key,
+                                                verify_url=verify_url(settings, code),
+                                                issue_missing_certificate=settings.env != "production")
+            except (paperwork.PaperworkError, documents.DocumentError, signing.SigningError) as exc:
+                raise PermanentServiceError(str(exc)) from exc
+        return {"document": signed.document_id, "sha256": signed.sha256, "duplicate": not signed.new}
 
     registry.register("documents.sign_result", sign_result,
                       description="Sign the result digitally",

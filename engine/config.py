@@ -70,6 +70,8 @@ class Settings:
     citizen_otp: bool = True
     # Reverse proxies in front of the web app whose X-Forwarded-For/-Proto are trusted (0: none).
     proxy_hops: int = 0
+    # Where citizens reach this deployment: the QR code of every document links to <url>/verify/<code>.
+    public_url: str = "http://127.0.0.1:5000"
     # Test mode only, for fault drills: "OPERATION=SECONDS[,…]" makes a worker wait that long after
     # the connector call returned and before its result is saved, so a drill can kill it there.
     fault_pause_after: str = ""

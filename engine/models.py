@@ -569,3 +569,44 @@ class CallbackReceipt(Base):
     event_id: Mapped[str] = mapped_column(String(120))
     dossier_id: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column()
+
+
+class SigningCredential(Base):
+    """A signing certificate with its key (PKCS#12, encrypted): a leader's, or the deployment's
+    certificate authority (``user_id`` None, ``is_authority``) that the verify page trusts."""
+
+    __tablename__ = "signing_credential"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    is_authority: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject: Mapped[str] = mapped_column(String(200))
+    certificate: Mapped[str] = mapped_column(Text)  # PEM
+    pkcs12: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the certificate
+    not_after: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class Document(Base):
+    """A signed document of a dossier (the result, a refusal, an apology letter): stored as signed,
+    never changed; its SHA-256 is in the audit chain (``document_signed``)."""
+
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)  # idempotency key (the signing step's id)
+    kind: Mapped[str] = mapped_column(String(40))  # result | refusal | apology …
+    form_set: Mapped[str] = mapped_column(String(10), default="2018")
+    name: Mapped[str] = mapped_column(String(200))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    signer_name: Mapped[str] = mapped_column(String(200))
+    signer_title: Mapped[str] = mapped_column(String(200), default="")
+    certificate_fingerprint: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column()
+
+    dossier: Mapped[Dossier] = relationship()

@@ -70,7 +70,7 @@ def seed(demo: bool) -> None:
         from scripts.seed import DEMO_PASSWORD, seed_demo
 
         logins = seed_demo(factory, build_registry(settings, factory),
-                           lease=timedelta(seconds=settings.service_timeout))
+                           lease=timedelta(seconds=settings.service_timeout), secret_key=settings.secret_key)
     else:
         with transaction(factory) as session:
             services.seed_calendar(session)

@@ -46,16 +46,32 @@ def _user(session: Session, username: str, full_name: str, roles: list[str], **f
     return user
 
 
-def seed_demo(factory: sessionmaker[Session], handler: ServiceHandler, *, lease: timedelta) -> list[Login]:
+def seed_demo(factory: sessionmaker[Session], handler: ServiceHandler, *, lease: timedelta,
+              secret_key: str | None = None) -> list[Login]:
     """Idempotent: what exists is kept; returns the demo logins. Each demo step is its own
-    transaction and the service calls it starts run before the next step, as in production."""
+    transaction and the service calls it starts run before the next step, as in production.
+    With ``secret_key``, a demo certificate authority and a signing certificate per leader."""
     with transaction(factory) as session:
         logins = _seed_accounts(session)
+        if secret_key:
+            _seed_certificates(session, secret_key)
         catalogue.sync_catalogue(session, actor=services.SYSTEM_ACTOR)
         has_cases = bool(session.scalar(select(func.count()).select_from(Dossier)))
     if not has_cases:
         _demo_cases(factory, handler, lease=lease)
     return logins
+
+
+def _seed_certificates(session: Session, secret_key: str) -> None:
+    """The demo CA and a PKCS#12 signing certificate for every leader who has none."""
+    from engine import signing
+
+    signing.ensure_authority(session, secret_key)
+    leaders = session.scalars(select(User).join(UserRole, UserRole.user_id == User.id)
+                              .where(UserRole.role == Role.LEADER.value)).all()
+    for leader in leaders:
+        if signing.credential_of(session, leader.id) is None:
+            signing.issue_certificate(session, leader, secret_key)
 
 
 def _seed_accounts(session: Session) -> list[Login]:

@@ -47,7 +47,7 @@ def serve_demo(path: Path, *, before_seed: Callable[[], None] | None = None) -> 
         before_seed()
     app = create_app(settings)
     ext = app.extensions["motcua"]
-    seed_demo(ext.factory, ext.registry, lease=timedelta(seconds=30))
+    seed_demo(ext.factory, ext.registry, lease=timedelta(seconds=30), secret_key=settings.secret_key)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

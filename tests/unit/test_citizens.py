@@ -334,7 +334,8 @@ def test_supplement_answer_restarts_the_clock_and_the_deadline_is_explained(app)
     assert [(p["started_at"], p["ended_at"]) for p in explained["pauses"]] == [
         ("2026-11-23T08:00:00+07:00", "2026-11-24T10:00:00+07:00")]
     kinds = [d["kind"] for d in client.get(f"/api/v1/dossiers/{code}/documents", headers=mine).get_json()]
-    assert kinds == ["submission", "supplement"]
+    assert [k for k in kinds if ":" not in k] == ["submission", "supplement"]  # the applicant's files …
+    assert "form:supplement" in kinds  # … and the generated supplement request (Mẫu 02) as PDF
     # every status change reached the applicant by SMS and e-mail
     messages = client.get("/sandbox/mail/messages?to=" + CITIZEN["email"]).get_json()
     assert any(code in m["subject"] and "cần bổ sung" in m["text"] for m in messages)
