@@ -1,7 +1,8 @@
 """Digital signatures: a certificate authority, the leaders' signing certificates (PKCS#12), PAdES
 signing with a visible signature block (pyHanko), and validation against the authority.
 
-A deployment brings its own authority and certificates (``motcua signing import``); the demo
+A deployment brings its own authority and certificates (``motcua signing trust`` and
+``motcua signing import``); the demo
 seed makes a demo authority and a certificate per leader with the cryptography package. The
 PKCS#12 files are kept in the database encrypted with a passphrase derived from the secret key, so
 a database dump alone cannot sign. (A province with USB tokens or a remote signing service plugs in
@@ -109,6 +110,8 @@ def _store(session: Session, user_id: int | None, subject: str, key: Any, certif
 
 
 def _open(credential: SigningCredential, secret_key: str) -> tuple[Any, x509.Certificate, list[x509.Certificate]]:
+    if not credential.pkcs12:
+        raise SigningError(f"{credential.subject}: only the certificate was imported; it cannot sign")
     key, certificate, chain = pkcs12.load_key_and_certificates(
         credential.pkcs12, _passphrase(secret_key, credential.subject))
     if key is None or certificate is None:
@@ -135,6 +138,51 @@ def issue_certificate(session: Session, user: User, secret_key: str) -> SigningC
         .sign(ca_key, hashes.SHA256())
     )
     return _store(session, user.id, f"{user.username}", key, certificate, [ca_cert], secret_key)
+
+
+def import_authority(session: Session, pem: bytes) -> SigningCredential:
+    """Trust the province's certificate authority (its certificate only: it never signs here)."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise SigningError(f"not a PEM certificate: {exc}") from exc
+    constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value \
+        if any(e.oid == x509.BasicConstraints.oid for e in certificate.extensions) else None
+    if constraints is None or not constraints.ca:
+        raise SigningError("the certificate is not a certificate authority (BasicConstraints CA:TRUE)")
+    for old in session.scalars(select(SigningCredential).where(SigningCredential.is_authority.is_(True))):
+        old.is_authority = False  # kept for the signatures it validated; no longer trusted for new ones
+    credential = SigningCredential(
+        user_id=None, subject=certificate.subject.rfc4514_string()[:200], is_authority=True,
+        certificate=certificate.public_bytes(serialization.Encoding.PEM).decode(), pkcs12=b"",
+        fingerprint=_fingerprint(certificate), not_after=certificate.not_valid_after_utc, created_at=clock.now())
+    session.add(credential)
+    session.flush()
+    return credential
+
+
+def import_pkcs12(session: Session, user: User, data: bytes, passphrase: bytes | None,
+                  secret_key: str) -> SigningCredential:
+    """A leader's own certificate and key (a .p12 from the province's CA), kept re-encrypted."""
+    try:
+        key, certificate, chain = pkcs12.load_key_and_certificates(data, passphrase)
+    except ValueError as exc:
+        raise SigningError(f"cannot open the PKCS#12 file (wrong passphrase?): {exc}") from exc
+    if key is None or certificate is None:
+        raise SigningError("the PKCS#12 file holds no key and certificate")
+    ca = authority(session)
+    if ca is not None and certificate.issuer != x509.load_pem_x509_certificate(ca.certificate.encode()).subject:
+        raise SigningError("the certificate was not issued by the trusted authority (motcua signing trust)")
+    if certificate.not_valid_after_utc <= clock.now():
+        raise SigningError("the certificate has expired")
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        for_signing = usage.content_commitment
+    except x509.ExtensionNotFound:
+        for_signing = False
+    if not for_signing:  # validators (pyHanko's by default) require non-repudiation for a signature
+        raise SigningError("the certificate is not for signing documents (KeyUsage nonRepudiation missing)")
+    return _store(session, user.id, user.username, key, certificate, list(chain), secret_key)
 
 
 def credential_of(session: Session, user_id: int) -> SigningCredential | None:

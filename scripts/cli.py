@@ -177,6 +177,55 @@ def audit_verify() -> None:
 
 
 @main.group()
+def signing() -> None:
+    """Signing certificates: the authority that is trusted, the leaders' certificates."""
+
+
+@signing.command("trust")
+@click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def signing_trust(certificate: Path) -> None:
+    """Trust CERTIFICATE (PEM) as the authority of the leaders' certificates (replaces the demo CA)."""
+    from engine import signing as signing_
+    from engine.db import make_engine, make_session_factory, transaction
+
+    try:
+        with transaction(make_session_factory(make_engine(_settings()))) as session:
+            credential = signing_.import_authority(session, certificate.read_bytes())
+            click.echo(f"trusted {credential.subject} (SHA-256 {credential.fingerprint})")
+    except signing_.SigningError as exc:
+        raise click.ClickException(f"{certificate}: {exc}") from exc
+
+
+@signing.command("import")
+@click.argument("username")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--passphrase-env", default="MOTCUA_P12_PASSPHRASE", show_default=True,
+              help="environment variable holding the .p12 passphrase (never on the command line)")
+def signing_import(username: str, bundle: Path, passphrase_env: str) -> None:
+    """Give USERNAME (a leader) the certificate and key of BUNDLE (PKCS#12, .p12/.pfx)."""
+    import os
+
+    from sqlalchemy import select
+
+    from engine import signing as signing_
+    from engine.db import make_engine, make_session_factory, transaction
+    from engine.models import User
+
+    settings = _settings()
+    passphrase = os.environ.get(passphrase_env)
+    try:
+        with transaction(make_session_factory(make_engine(settings))) as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise click.ClickException(f"no user {username!r}")
+            credential = signing_.import_pkcs12(session, user, bundle.read_bytes(),
+                                                passphrase.encode() if passphrase else None, settings.secret_key)
+            click.echo(f"{username} signs with {credential.fingerprint} until {credential.not_after:%Y-%m-%d}")
+    except signing_.SigningError as exc:
+        raise click.ClickException(f"{bundle}: {exc}") from exc
+
+
+@main.group()
 def interagency() -> None:
     """Inter-agency messages over RabbitMQ (liên thông)."""
 
