@@ -199,12 +199,9 @@ def signing_trust(certificate: Path) -> None:
 @signing.command("import")
 @click.argument("username")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--passphrase-env", default="MOTCUA_P12_PASSPHRASE", show_default=True,
-              help="environment variable holding the .p12 passphrase (never on the command line)")
-def signing_import(username: str, bundle: Path, passphrase_env: str) -> None:
-    """Give USERNAME (a leader) the certificate and key of BUNDLE (PKCS#12, .p12/.pfx)."""
-    import os
-
+def signing_import(username: str, bundle: Path) -> None:
+    """Give USERNAME (a leader) the certificate and key of BUNDLE (PKCS#12, .p12/.pfx); the
+    passphrase is asked for (not echoed, never on the command line)."""
     from sqlalchemy import select
 
     from engine import signing as signing_
@@ -212,7 +209,8 @@ def signing_import(username: str, bundle: Path, passphrase_env: str) -> None:
     from engine.models import User
 
     settings = _settings()
-    passphrase = os.environ.get(passphrase_env)
+    passphrase = click.prompt("Passphrase of the .p12 file (empty: none)", hide_input=True, default="",
+                              show_default=False)
     try:
         with transaction(make_session_factory(make_engine(settings))) as session:
             user = session.scalar(select(User).where(User.username == username))

@@ -71,7 +71,7 @@ def test_trusted_authority_and_imported_certificate_sign_and_validate(province):
     trusted = runner.invoke(main, ["signing", "trust", str(folder / "ca.pem")], env=env)
     assert trusted.exit_code == 0, trusted.output
     imported = runner.invoke(main, ["signing", "import", "leader.tinh", str(folder / "leader.p12")],
-                             env={**env, "MOTCUA_P12_PASSPHRASE": PASSPHRASE.decode()})
+                             env=env, input=PASSPHRASE.decode() + "\n")
     assert imported.exit_code == 0, imported.output
     with transaction(factory) as session:
         user = session.scalar(select(User).where(User.username == "leader.tinh"))
@@ -96,11 +96,11 @@ def test_bad_files_are_refused_with_the_file_named(province):
     runner = CliRunner()
     assert runner.invoke(main, ["signing", "trust", str(folder / "ca.pem")], env=env).exit_code == 0
     wrong = runner.invoke(main, ["signing", "import", "leader.tinh", str(folder / "leader.p12")],
-                          env={**env, "MOTCUA_P12_PASSPHRASE": "sai"})
+                          env=env, input="sai\n")
     assert wrong.exit_code == 1
     assert f"{folder / 'leader.p12'}: cannot open the PKCS#12 file" in wrong.output
     foreign = runner.invoke(main, ["signing", "import", "leader.tinh", str(folder / "other.p12")],
-                            env={**env, "MOTCUA_P12_PASSPHRASE": PASSPHRASE.decode()})
+                            env=env, input=PASSPHRASE.decode() + "\n")
     assert foreign.exit_code == 1
     assert "not issued by the trusted authority" in foreign.output
     not_ca = runner.invoke(main, ["signing", "trust", str(folder / "leader.p12")], env=env)
