@@ -302,7 +302,7 @@ def form_pdf(code: str, kind: str) -> ResponseReturnValue:
         raise services.InvalidDataError(str(exc), fields={"set": [str(exc)]}) from exc
     settings = motcua().settings
     context = paperwork.form_context(session, dossier, kind,
-                                     verify_url=f"{settings.public_url.rstrip('/')}/verify/{code}")
+                                     verify_url=paperwork.verify_url(settings.public_url, code))
     pdf = pdf_documents.render_pdf(kind, context, form_set=form_set)
     session.commit()  # the officer's read is an audit event
     return _pdf(pdf, f"{code}-{kind}.pdf")

@@ -174,8 +174,7 @@ def diff(code: str) -> ResponseReturnValue:
 def _versions(code: str) -> tuple[Any, list[dict[str, Any]], Procedure]:
     session = db()
     actor = web_actor()
-    return session, designer.versions(session, code, actor=actor), designer.open_model(session, code,
-                                                                                        actor=actor).procedure
+    return session, designer.versions(session, code, actor=actor), designer.procedure_of(session, code)
 
 
 @bp.get("/<code>/versions")

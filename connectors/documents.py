@@ -24,10 +24,6 @@ from engine.services import PermanentServiceError
 KINDS = ("result", "refusal")
 
 
-def verify_url(settings: Settings, code: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/verify/{code}"
-
-
 def register(registry: ConnectorRegistry, factory: sessionmaker[Session], settings: Settings) -> None:
     def sign_result(params: Mapping[str, Any], key: str) -> dict[str, Any]:
         code, kind = str(params.get("dossier_code") or ""), str(params.get("kind") or "result")
@@ -39,7 +35,7 @@ def register(registry: ConnectorRegistry, factory: sessionmaker[Session], settin
                 raise PermanentServiceError(f"no dossier {code!r}")
             try:
                 signed = paperwork.issue_signed(session, dossier, kind=kind, key=key, secret_key=settings.secret_key,
-                                                verify_url=verify_url(settings, code),
+                                                verify_url=paperwork.verify_url(settings.public_url, code),
                                                 issue_missing_certificate=settings.env != "production")
             except (paperwork.PaperworkError, documents.DocumentError, signing.SigningError) as exc:
                 raise PermanentServiceError(str(exc)) from exc

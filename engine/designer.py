@@ -27,7 +27,6 @@ from engine.models import (
     Procedure,
     ProcessDraft,
     ProcessModelVersion,
-    ProcessSpec,
     Task,
     WorkflowState,
 )
@@ -60,7 +59,7 @@ def require_designer(actor: Actor) -> None:
         raise ForbiddenError("process designers only")
 
 
-def _procedure(session: Session, code: str) -> Procedure:
+def procedure_of(session: Session, code: str) -> Procedure:
     procedure = session.scalar(select(Procedure).where(Procedure.code == code))
     if procedure is None:
         raise NotFoundError(f"procedure {code} not found", fields={"code": ["unknown procedure"]})
@@ -73,11 +72,6 @@ def version_of(session: Session, procedure: Procedure, number: int) -> ProcessMo
     if version is None:
         raise NotFoundError(f"{procedure.code} has no version {number}", fields={"version": ["unknown version"]})
     return version
-
-
-def version_forms(version: ProcessModelVersion) -> dict[str, Any]:
-    forms_ = version.task_forms
-    return dict(forms_ if forms_ is not None else version.procedure.catalogue.get("task_forms") or {})
 
 
 # --- opening, saving, validating --------------------------------------------------------------
@@ -99,13 +93,14 @@ class Model:
 def open_model(session: Session, code: str, *, actor: Actor) -> Model:
     """The procedure's draft when there is one, else its current deployed version."""
     require_designer(actor)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     current = services.current_version(session, procedure)
     draft = session.get(ProcessDraft, procedure.id)
     if draft is not None:
         return Model(procedure, draft.bpmn_xml, dict(draft.lane_roles), dict(draft.task_forms),
                      draft.base_version or current.version, draft, list(draft.problems))
-    return Model(procedure, current.spec.bpmn_xml, dict(current.lane_roles), version_forms(current), current.version)
+    return Model(procedure, current.spec.bpmn_xml, dict(current.lane_roles), services.version_task_forms(current),
+                 current.version)
 
 
 def check(session: Session, procedure: Procedure, bpmn_xml: str, lane_roles: Mapping[str, str],
@@ -147,7 +142,7 @@ def save_draft(session: Session, code: str, *, actor: Actor, bpmn_xml: Any, lane
     """Store the designer's work (even with problems: it is a draft) with the problems found."""
     require_designer(actor)
     _check_payload(bpmn_xml, lane_roles, task_forms)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     problems = check(session, procedure, bpmn_xml, lane_roles, task_forms, operations=operations)
     draft = session.get(ProcessDraft, procedure.id)
     if draft is None:
@@ -166,7 +161,7 @@ def save_draft(session: Session, code: str, *, actor: Actor, bpmn_xml: Any, lane
 
 def discard_draft(session: Session, code: str, *, actor: Actor) -> None:
     require_designer(actor)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     draft = session.get(ProcessDraft, procedure.id)
     if draft is not None:
         session.delete(draft)
@@ -178,7 +173,7 @@ def deploy_draft(session: Session, code: str, *, actor: Actor, comment: str = ""
                  operations: Mapping[str, OperationInfo] | None) -> ProcessModelVersion:
     """The saved draft as the procedure's new version (checked again); new cases start on it."""
     require_designer(actor)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     draft = session.get(ProcessDraft, procedure.id)
     if draft is None:
         raise InvalidDataError("there is no draft to deploy", fields={"draft": ["save a draft first"]})
@@ -198,14 +193,15 @@ def deploy_model(session: Session, code: str, bpmn_xml: Any, *, actor: Actor, co
     """A BPMN document deployed directly (API ``POST /process-models/{procedure}``) with the current
     version's lane roles and task forms; refused with every problem, nothing deployed, when invalid."""
     require_designer(actor)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     current = services.current_version(session, procedure)
-    _check_payload(bpmn_xml, current.lane_roles, version_forms(current))
-    problems = check(session, procedure, bpmn_xml, current.lane_roles, version_forms(current), operations=operations)
+    forms_ = services.version_task_forms(current)
+    _check_payload(bpmn_xml, current.lane_roles, forms_)
+    problems = check(session, procedure, bpmn_xml, current.lane_roles, forms_, operations=operations)
     if problems:
         raise InvalidDataError(f"the model has {len(problems)} problem(s); nothing was deployed",
                                fields={"bpmn": [p.as_dict() for p in problems]})
-    return _deploy(session, procedure, bpmn_xml, lane_roles=current.lane_roles, task_forms=version_forms(current),
+    return _deploy(session, procedure, bpmn_xml, lane_roles=current.lane_roles, task_forms=forms_,
                    actor=actor, comment=comment.strip()[:500] or "deployed through the API")
 
 
@@ -225,15 +221,15 @@ def _deploy(session: Session, procedure: Procedure, bpmn_xml: str, *, lane_roles
 def redeploy(session: Session, code: str, number: int, *, actor: Actor, comment: str = "") -> ProcessModelVersion:
     """Roll back: deploy an older version's model, lanes and forms again as the newest version."""
     require_designer(actor)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     old = version_of(session, procedure, number)
     current = services.current_version(session, procedure)
     if old.id == current.id:
         raise InvalidDataError(f"version {number} is already the current version",
                                fields={"version": ["already current"]})
-    return _deploy(session, procedure, old.spec.bpmn_xml, lane_roles=old.lane_roles, task_forms=version_forms(old),
-                   actor=actor, comment=comment.strip()[:500] or f"roll back to version {number}",
-                   redeploys_version=number)
+    return _deploy(session, procedure, old.spec.bpmn_xml, lane_roles=old.lane_roles,
+                   task_forms=services.version_task_forms(old), actor=actor,
+                   comment=comment.strip()[:500] or f"roll back to version {number}", redeploys_version=number)
 
 
 # --- history and differences ------------------------------------------------------------------
@@ -244,7 +240,7 @@ def versions(session: Session, code: str, *, actor: Actor) -> list[dict[str, Any
     (designers, and auditors who read the history)."""
     if not actor.roles & READER_ROLES:
         raise ForbiddenError("process designers and auditors only")
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     running = dict(session.execute(
         select(Dossier.model_version_id, func.count()).where(Dossier.procedure_id == procedure.id,
                                                              Dossier.finished_at.is_(None))
@@ -337,7 +333,7 @@ def _show(value: Any) -> str:
 def draft_diff(session: Session, code: str, *, actor: Actor) -> list[dict[str, Any]]:
     """The draft against the deployed version (empty when there is no draft)."""
     require_designer(actor)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     draft = session.get(ProcessDraft, procedure.id)
     if draft is None:
         return []
@@ -348,7 +344,7 @@ def draft_diff(session: Session, code: str, *, actor: Actor) -> list[dict[str, A
         if old_roles.get(lane) != new_roles.get(lane) and new_roles.get(lane) is not None:
             changes.append({"element": lane, "type": "lane role", "name": lane, "change": "changed",
                             "details": [f"role: {old_roles.get(lane) or '—'} → {new_roles.get(lane)}"]})
-    old_forms = version_forms(current)
+    old_forms = services.version_task_forms(current)
     for name in sorted(set(old_forms) | set(draft.task_forms)):
         before, after = old_forms.get(name), draft.task_forms.get(name)
         if before != after:
@@ -358,16 +354,6 @@ def draft_diff(session: Session, code: str, *, actor: Actor) -> list[dict[str, A
 
 
 # --- migration of running cases ---------------------------------------------------------------
-
-
-def _spec(session: Session, version: ProcessModelVersion) -> tuple[Any, dict[str, Any]]:
-    def load() -> str:
-        spec = session.get(ProcessSpec, version.content_hash)
-        if spec is None:
-            raise NotFoundError(f"process spec {version.content_hash} not found")
-        return spec.spec_json
-
-    return workflow._specs_for(version.content_hash, load)
 
 
 def _migration_reasons(wf: Any, top: Any, subs: Mapping[Any, Any], new_deps: Mapping[str, Any]) -> list[str]:
@@ -405,8 +391,20 @@ def _migration_reasons(wf: Any, top: Any, subs: Mapping[Any, Any], new_deps: Map
     return reasons
 
 
-def migration_check(session: Session, dossier: Dossier, target: ProcessModelVersion) -> list[str]:
-    """Reasons the case cannot move to ``target`` (empty: it can)."""
+@dataclass
+class _Plan:
+    """A running case loaded and compared with a target version: what a move would do."""
+
+    wf: Any
+    new_spec: Any
+    new_deps: dict[str, Any]
+    top: Any
+    subs: Mapping[Any, Any]
+    reasons: list[str]
+
+
+def _plan(session: Session, dossier: Dossier, target: ProcessModelVersion) -> _Plan | list[str]:
+    """The case compared with ``target``, or the reasons it cannot be (finished, other procedure …)."""
     if dossier.finished_at is not None:
         return ["the case is finished"]
     if target.procedure_id != dossier.procedure_id:
@@ -414,7 +412,7 @@ def migration_check(session: Session, dossier: Dossier, target: ProcessModelVers
     if target.id == dossier.model_version_id:
         return ["the case is already on this version"]
     wf = services.load_workflow(session, dossier)
-    new_spec, new_deps = _spec(session, target)
+    new_spec, new_deps = services.specs_of(session, target.content_hash)
     top, subs = diff_workflow(workflow.SERIALIZER.registry, wf, new_spec, new_deps)
     reasons = _migration_reasons(wf, top, subs, new_deps)
     # Steps people or workers completed, also those history compaction dropped from the workflow.
@@ -425,7 +423,13 @@ def migration_check(session: Session, dossier: Dossier, target: ProcessModelVers
         reason = f"completed step {spec_name} ({label}) is not in the new version"
         if spec_name not in names and not any(reason in r for r in reasons):
             reasons.append(f"history: {reason}")
-    return reasons
+    return _Plan(wf, new_spec, new_deps, top, subs, reasons)
+
+
+def migration_check(session: Session, dossier: Dossier, target: ProcessModelVersion) -> list[str]:
+    """Reasons the case cannot move to ``target`` (empty: it can)."""
+    plan = _plan(session, dossier, target)
+    return plan.reasons if isinstance(plan, _Plan) else plan
 
 
 def migrate_case(session: Session, code: str, *, to_version: int, actor: Actor) -> dict[str, Any]:
@@ -440,19 +444,18 @@ def migrate_case(session: Session, code: str, *, to_version: int, actor: Actor) 
     target = version_of(session, dossier.procedure, to_version)
     source = session.get(ProcessModelVersion, dossier.model_version_id)
     assert source is not None
-    reasons = migration_check(session, dossier, target)
-    if reasons:
+    plan = _plan(session, dossier, target)
+    reasons = plan.reasons if isinstance(plan, _Plan) else plan
+    if reasons or not isinstance(plan, _Plan):
         raise MigrationRefusedError(f"{code} cannot move to version {to_version}: {reasons[0]}", reasons)
-    wf = services.load_workflow(session, dossier)
-    new_spec, new_deps = _spec(session, target)
+    wf = plan.wf
     timers = {task_id: due for task_id, _name, due in workflow.waiting_timers(wf)}
-    top, subs = diff_workflow(workflow.SERIALIZER.registry, wf, new_spec, new_deps)
-    migrate_workflow(top, wf, new_spec)
-    for sp_id, diff in subs.items():
+    migrate_workflow(plan.top, wf, plan.new_spec)
+    for sp_id, diff in plan.subs.items():
         sub = wf.subprocesses[sp_id]
         if diff is not None:
-            migrate_workflow(diff, sub, new_deps[sub.spec.name])
-    wf.subprocess_specs = new_deps
+            migrate_workflow(diff, sub, plan.new_deps[sub.spec.name])
+    wf.subprocess_specs = plan.new_deps
     wf.do_engine_steps()
     kept = _restore_timers(wf, timers)
     lost = sorted(set(timers) - set(kept))
@@ -488,7 +491,7 @@ def migration_candidates(session: Session, code: str, *, from_version: int, to_v
                          actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
     """The running cases on ``from_version`` and whether each may move to ``to_version``."""
     require_designer(actor)
-    procedure = _procedure(session, code)
+    procedure = procedure_of(session, code)
     source, target = version_of(session, procedure, from_version), version_of(session, procedure, to_version)
     dossiers = session.scalars(select(Dossier).where(Dossier.model_version_id == source.id,
                                                      Dossier.finished_at.is_(None))

@@ -22,6 +22,11 @@ LEGAL_UNITS = {"working_days": "ngày làm việc", "calendar_days": "ngày", "h
 CHANNELS = {"online": "Trực tuyến", "counter": "Trực tiếp tại Bộ phận Một cửa", "post": "Qua bưu chính công ích"}
 
 
+def verify_url(public_url: str, code: str) -> str:
+    """The public verification page of a dossier's documents (the QR code on each)."""
+    return f"{public_url.rstrip('/')}/verify/{code}"
+
+
 class PaperworkError(ValueError):
     """A document that cannot be made for this dossier now (no signer, no template …)."""
 
@@ -130,14 +135,19 @@ def control_sheet_rows(session: Session, dossier: Dossier) -> list[dict[str, Any
     return rows
 
 
+def _filled_forms(session: Session, dossier: Dossier) -> list[tuple[str, dict[str, Any]]]:
+    """(step, form data) of every task the officers completed on the dossier, in order."""
+    events = session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id,
+                                                      AuditEvent.action == "task_completed").order_by(AuditEvent.id))
+    return [(str(e.data.get("task")), dict(e.data.get("form") or {})) for e in events]
+
+
 def filled_fields(session: Session, dossier: Dossier) -> dict[str, Any]:
     """What the officers entered in the task forms (e.g. the personal identification number the
     justice officer obtained), later entries winning; the decisions themselves left out."""
     fields: dict[str, Any] = {}
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id,
-                                                          AuditEvent.action == "task_completed")
-                                 .order_by(AuditEvent.id)):
-        fields.update({k: v for k, v in (event.data.get("form") or {}).items() if k not in ("decision", "note")})
+    for _step, form in _filled_forms(session, dossier):
+        fields.update({k: v for k, v in form.items() if k not in ("decision", "note")})
     return fields
 
 
@@ -151,11 +161,7 @@ def form_context(session: Session, dossier: Dossier, kind: str, *, verify_url: s
     """The context of a one-stop form for this dossier, with what that form adds (from the task
     forms the officers filled in: the receipt's note, the appraisal's reason, the apology)."""
     context = dossier_context(session, dossier, verify_url=verify_url)
-    filled: dict[str, dict[str, Any]] = {}
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id,
-                                                          AuditEvent.action == "task_completed")
-                                 .order_by(AuditEvent.id)):
-        filled[str(event.data.get("task"))] = dict(event.data.get("form") or {})
+    filled = dict(_filled_forms(session, dossier))
     receipt = filled.get("receive", {})
     if kind == "supplement":
         context["items"] = _lines(receipt.get("note"))
@@ -176,21 +182,6 @@ def form_context(session: Session, dossier: Dossier, kind: str, *, verify_url: s
     elif kind == "control_sheet":
         context["rows"] = control_sheet_rows(session, dossier)
     return context
-
-
-def register_context(session: Session, unit: Unit, year: int, *, verify_url: str) -> dict[str, Any]:
-    """Mẫu 06: the unit's dossiers received in ``year``, in order of receipt."""
-    dossiers = session.scalars(select(Dossier).where(Dossier.unit_id == unit.id).order_by(Dossier.received_at)).all()
-    rows = []
-    for number, d in enumerate((d for d in dossiers if to_vn(d.received_at).year == year), start=1):
-        rows.append({"sequence": number, "code": d.code, "applicant_name": d.applicant_name,
-                     "procedure_name": d.procedure.name_vi, "received_at": d.received_at.isoformat(),
-                     "due_at": d.due_at.isoformat() if d.due_at else None, "handed_to": "",
-                     "finished_at": d.finished_at.isoformat() if d.finished_at else None,
-                     "returned_at": d.finished_at.isoformat() if d.status == "returned" and d.finished_at else None,
-                     "result": _rating(d.finished_at, d.due_at), "note": ""})
-    return {"unit": unit_context(unit), "issued_at": to_vn(clock.now()).isoformat(), "year": year, "rows": rows,
-            "verify_url": verify_url}
 
 
 # --- signed documents -------------------------------------------------------------------------
@@ -219,7 +210,10 @@ def issue_signed(session: Session, dossier: Dossier, *, kind: str, key: str, sec
         if not issue_missing_certificate:
             raise PaperworkError(f"{leader.username} has no valid signing certificate")
         credential = signing.issue_certificate(session, leader, secret_key)
-    context = dossier_context(session, dossier, verify_url=verify_url)
+    if kind == "result":
+        context = dossier_context(session, dossier, verify_url=verify_url)
+    else:  # the refusal letter: the reasons given at appraisal
+        context = form_context(session, dossier, "refusal", verify_url=verify_url)
     context["leader"] = person(leader)
     context["result"] = {"number": dossier.code.rsplit("-", 1)[-1], "decided_at": to_vn(clock.now()).isoformat(),
                          "fields": {**dict(dossier.form or {}), **filled_fields(session, dossier)}}
@@ -227,7 +221,6 @@ def issue_signed(session: Session, dossier: Dossier, *, kind: str, key: str, sec
         pdf, slot = documents.render_pdf_with_slot("result", context, procedure=dossier.procedure.code)
         name = f"Kết quả — {dossier.procedure.name_vi}"
     else:
-        context.update(form_context(session, dossier, "refusal", verify_url=verify_url))
         pdf, slot = documents.render_pdf_with_slot("refusal", context)
         name = "Văn bản từ chối giải quyết hồ sơ"
     signed = signing.sign_pdf(pdf, credential, secret_key, signer_name=leader.full_name,
@@ -274,9 +267,8 @@ def available_forms(session: Session, dossier: Dossier) -> list[str]:
     """The one-stop forms this dossier has reached: the receipt once accepted, the supplement
     request or refusal when the receipt decided so, the apology letter when one was signed, and
     the processing control sheet once a step was done."""
-    completed = [e.data for e in session.scalars(select(AuditEvent).where(
-        AuditEvent.dossier_id == dossier.id, AuditEvent.action == "task_completed"))]
-    decisions = {str((data.get("form") or {}).get("decision")) for data in completed if data.get("task") == "receive"}
+    completed = _filled_forms(session, dossier)
+    decisions = {str(form.get("decision")) for step, form in completed if step == "receive"}
     forms = [kind for kind, decision in (("receipt", "accept"), ("supplement", "supplement"), ("refusal", "refuse"))
              if decision in decisions]
     if dossier.apology_at is not None:

@@ -413,6 +413,11 @@ def _spec_loader(session: Session, content_hash_: str) -> Callable[[], str]:
     return load
 
 
+def specs_of(session: Session, content_hash_: str) -> tuple[Any, dict[str, Any]]:
+    """The parsed spec and subprocess specs of a stored model (cached per content hash)."""
+    return workflow._specs_for(content_hash_, _spec_loader(session, content_hash_))
+
+
 def load_workflow(session: Session, dossier: Dossier) -> BpmnWorkflow:
     state = session.get(WorkflowState, dossier.id)
     if state is None:
@@ -1212,11 +1217,17 @@ def _validate_task_form(dossier: Dossier, props: Mapping[str, str], data: Mappin
     return forms.validate(schema, data)
 
 
+def version_task_forms(version: ProcessModelVersion) -> dict[str, Any]:
+    """The task forms of a model version (the procedure's catalogue for versions deployed before
+    forms were versioned)."""
+    forms_ = version.task_forms
+    return dict(forms_ if forms_ is not None else version.procedure.catalogue.get("task_forms") or {})
+
+
 def task_forms_of(dossier: Dossier) -> dict[str, Any]:
-    """The task forms of the dossier's model version (the procedure's catalogue for versions
-    deployed before forms were versioned): a newer version's forms never change a running case."""
-    forms_ = dossier.model_version.task_forms
-    return dict(forms_ if forms_ is not None else dossier.procedure.catalogue.get("task_forms") or {})
+    """The task forms of the dossier's model version: a newer version's forms never change a
+    running case."""
+    return version_task_forms(dossier.model_version)
 
 
 def _check_law_rules(
