@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 
+from engine.calendar import to_vn
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -108,6 +110,34 @@ NATIONAL_STATUS_CODES: dict[DossierStatus, int] = {
 FINAL_STATUSES = frozenset({DossierStatus.NOT_ACCEPTED, DossierStatus.STOPPED, DossierStatus.RETURNED})
 
 
+class Outcome(enum.StrEnum):
+    """How a dossier's processing ended: evaluated results (trước hạn / đúng hạn / quá hạn) and the
+    ends that are not evaluated."""
+
+    EARLY = "early"
+    ON_TIME = "on_time"
+    LATE = "late"
+    NOT_ACCEPTED = "not_accepted"
+    WITHDRAWN = "withdrawn"
+    STOPPED = "stopped"
+
+
+EVALUATED_OUTCOMES = (Outcome.EARLY, Outcome.ON_TIME, Outcome.LATE)
+
+
+def rate_result(ended_at: datetime, appointment_at: datetime | None, *, supplements: int = 0) -> Outcome:
+    """Early, on time or late: the end of processing against the appointment (Decree 61/2018
+    art. 33). More than one request for supplement counts as late, whatever the dates. Early is a
+    result ready on a day before the appointment's day; on the day itself it is on time."""
+    if supplements > 1:
+        return Outcome.LATE
+    if appointment_at is None:
+        return Outcome.ON_TIME
+    if ended_at > appointment_at:
+        return Outcome.LATE
+    return Outcome.EARLY if to_vn(ended_at).date() < to_vn(appointment_at).date() else Outcome.ON_TIME
+
+
 class Unit(Base):
     """A commune-level People's Committee (UBND xã/phường), the scope of officers and dossiers."""
 
@@ -119,6 +149,24 @@ class Unit(Base):
     # QCVN 102:2016 agency code, the prefix of every dossier code, e.g. 000.00.31.H26
     agency_code: Mapped[str] = mapped_column(String(40), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class UnitTarget(Base):
+    """A unit's yearly target (chỉ tiêu), e.g. the share of dossiers submitted online, in percent."""
+
+    __tablename__ = "unit_target"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    online_rate: Mapped[float] = mapped_column(default=0)  # percent of received dossiers
+
+    unit: Mapped[Unit] = relationship()
+
+    @validates("online_rate")
+    def _check_rate(self, _key: str, value: float) -> float:
+        if not 0 <= float(value) <= 100:
+            raise ValueError("the online target is a percentage between 0 and 100")
+        return float(value)
 
 
 class User(Base):
@@ -262,6 +310,10 @@ class Dossier(Base):
     __table_args__ = (
         Index("ix_dossier_unit_status", "unit_id", "status"),
         Index("ix_dossier_unit_received", "unit_id", "received_at"),
+        # Reports select by period province-wide: received, closed (end of processing), apology.
+        Index("ix_dossier_received_at", "received_at"),
+        Index("ix_dossier_closed_at", "closed_at"),
+        Index("ix_dossier_apology_at", "apology_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -286,6 +338,17 @@ class Dossier(Base):
     terms: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # When the apology (Mẫu 04) was requested; allowed once per dossier.
     apology_at: Mapped[datetime | None] = mapped_column()
+    # Result evaluation (Decree 61/2018 art. 33; Circular 01/2018), kept on the dossier so that the
+    # province's reports read one row per dossier. ``appointment_at`` is the due moment the result
+    # is judged against: the receipt's, or the one after the clock restarted on a complete
+    # supplement; an apology's new date does not move it. ``closed_at`` is when processing ended
+    # (result signed, refused at receipt, withdrawn or stopped) and ``outcome`` says how.
+    appointment_at: Mapped[datetime | None] = mapped_column()
+    processed_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)  # the result is a refusal letter
+    supplement_count: Mapped[int] = mapped_column(Integer, default=0)
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -306,6 +369,26 @@ class Dossier(Base):
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None
+
+    def close(self, status: DossierStatus, *, at: datetime, refused: bool = False) -> None:
+        """Record the end of processing once: the result was signed (rated against the
+        appointment), the dossier was refused at receipt, withdrawn or stopped. Later changes
+        (payment, hand-back, a withdrawal after the result) do not move it."""
+        if self.closed_at is not None:
+            return
+        if status is DossierStatus.PROCESSED:
+            self.processed_at = at
+            self.refused = refused
+            self.outcome = rate_result(at, self.appointment_at, supplements=self.supplement_count or 0).value
+        elif status is DossierStatus.NOT_ACCEPTED:
+            self.outcome = Outcome.NOT_ACCEPTED.value
+        elif status is DossierStatus.WITHDRAWAL_REQUESTED:
+            self.outcome = Outcome.WITHDRAWN.value
+        elif status is DossierStatus.STOPPED:
+            self.outcome = Outcome.STOPPED.value
+        else:
+            return
+        self.closed_at = at
 
 
 class ClockPause(Base):

@@ -517,12 +517,12 @@ def _apply_status(
     Only a task that changed the value counts: task data is inherited, so a task on a parallel
     branch still carries the value from before the split and must not bring it back.
     """
-    new_status = None
+    new_status, setter = None, None
     for task in completed:
         value = task.data.get("dossier_status")
         inherited = task.parent.data.get("dossier_status") if task.parent is not None else None
         if value is not None and value != inherited:
-            new_status = value
+            new_status, setter = value, task
     if new_status is None or new_status == dossier.status:
         return
     try:
@@ -534,7 +534,10 @@ def _apply_status(
     _audit(session, actor, "status_changed", dossier, data={"from": old, "to": status.value,
                                                              "status_code": status.national_code})
     if status is DossierStatus.SUPPLEMENT_REQUESTED:
+        dossier.supplement_count = (dossier.supplement_count or 0) + 1
         _pause_clock(session, dossier, wf, reason="supplement")
+    refused = setter is not None and setter.data.get("proposal") == "propose_refuse"
+    dossier.close(status, at=clock.now(), refused=refused)
     if status.value in OUTBOX_NOTIFIED_STATUSES:
         notify_applicant(session, dossier)
 
@@ -606,6 +609,8 @@ def _set_due(
     it; with a ``reason``, the change is audited."""
     old = dossier.due_at
     dossier.due_at = new_due
+    if reason != "apology":  # the apology's new date is not the appointment the result is rated by
+        dossier.appointment_at = new_due
     _set_deadlines(wf, {"due_at": new_due, "warning_at": warning_for(cal, new_due, clock.now())})
     session.execute(
         update(Task).where(Task.dossier_id == dossier.id, Task.state.in_(OPEN_TASK_STATES)).values(due_at=new_due)
@@ -967,6 +972,7 @@ def submit_dossier(
         status=DossierStatus.SUBMITTED.value,
         received_at=received,
         due_at=due,
+        appointment_at=due,
         terms=terms,
         submitted_by_id=actor.user_id,
         citizen_id=citizen_id,
