@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: install run test lint typecheck unit integration e2e browser system bench clean
-SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation2 fonts-freefont-ttf fonts-dejavu-core
+SYSTEM_PACKAGES := libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation2 fonts-freefont-ttf fonts-dejavu-core
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP) system
 
-# What PDF documents need from Debian: Pango (WeasyPrint), the serif fonts with every Vietnamese
+# What PDF documents need from Debian: Pango and HarfBuzz's font subsetter (WeasyPrint), the serif fonts with every Vietnamese
 # letter (Liberation Serif for documents, FreeSerif for signature blocks). Installed with apt-get
 # only when one is missing (and only as root; otherwise the command to run is printed).
 system:

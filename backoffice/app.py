@@ -63,11 +63,14 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     init_i18n(app)
 
     import backoffice.api_citizens  # noqa: F401 - adds the citizen routes to the api blueprint
+    import backoffice.api_reports  # noqa: F401 - adds the report and audit routes to the api blueprint
     from backoffice.admin import init_admin
     from backoffice.api import bp as api_bp
     from backoffice.api_designer import bp as api_designer_bp
+    from backoffice.audit import bp as audit_bp
     from backoffice.designer import bp as designer_bp
     from backoffice.portal import bp as portal_bp
+    from backoffice.reports import bp as reports_bp
     from backoffice.verify import bp as verify_bp
     from backoffice.views import bp as views_bp
     from backoffice.views import page_error
@@ -77,6 +80,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.register_blueprint(views_bp)
     app.register_blueprint(portal_bp, url_prefix="/portal")
     app.register_blueprint(designer_bp, url_prefix="/designer")
+    app.register_blueprint(audit_bp, url_prefix="/audit")
+    app.register_blueprint(reports_bp, url_prefix="/reports")
     app.register_blueprint(verify_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(api_designer_bp, url_prefix="/api/v1")

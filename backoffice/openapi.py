@@ -200,6 +200,7 @@ def openapi_document() -> dict[str, Any]:
             **citizen_paths(),
             **designer_paths(),
             **document_paths(),
+            **report_paths(),
             "/track/{code}": {"get": _op("Public tracking by dossier code and the last 4 phone digits", {
                 "type": "object", "properties": {"code": {"type": "string"}, "status": {"type": "string"},
                                                  "status_code": {"type": "integer"},
@@ -384,4 +385,94 @@ def document_paths() -> dict[str, Any]:
             "summary": "A signed document of the dossier (PAdES), byte for byte as signed",
             "security": BEARER, "parameters": [CODE, document_id],
             "responses": {"200": PDF, **_errors(401, 403, 404)}}},
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+REPORT_COUNTS = ("carried_over", "received", "received_online", "received_counter", "received_post", "finished",
+                 "early", "on_time", "late", "refused", "not_accepted", "withdrawn", "stopped", "processing",
+                 "processing_within", "processing_overdue", "waiting_citizen", "apologies")
+REPORT_ROW = {"type": "object", "required": ["received", "finished", "early", "on_time", "late", "ontime_rate"],
+              "properties": {**{name: {"type": "integer", "minimum": 0} for name in REPORT_COUNTS},
+                             "ontime_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                                             "description": "(early + on_time) / finished; null when none finished"},
+                             "procedure": {"type": "string"}, "procedure_name": {"type": "string"},
+                             "field": {"type": "string"}, "unit": {"type": "string"}, "unit_name": {"type": "string"}}}
+SEARCH_ROW = {"type": "object", "required": ["code", "status", "received_at"], "properties": {
+    "code": {"type": "string"}, "procedure": {"type": "string"}, "unit": {"type": "string"},
+    "applicant": {"type": "string"}, "channel": {"type": "string"}, "status": {"type": "string"},
+    "received_at": {"type": "string", "format": "date-time"},
+    "due_at": {"type": ["string", "null"], "format": "date-time"},
+    "appointment_at": {"type": ["string", "null"], "format": "date-time"},
+    "closed_at": {"type": ["string", "null"], "format": "date-time"},
+    "outcome": {"type": ["string", "null"]}, "supplements": {"type": "integer"}, "apology": {"type": "boolean"},
+    "working_days_left": {"type": ["integer", "null"]}}}
+
+
+def report_paths() -> dict[str, Any]:
+    """Reports (leaders: their unit; auditors: the province or their unit) and the auditor's reads."""
+    period = [_query("from", {"type": "string", "format": "date"}, "first day (default: the month's first)"),
+              _query("to", {"type": "string", "format": "date"}, "last day, inclusive (default: today)"),
+              _query("unit", {"type": "string"}, "unit code (default: every unit in the caller's scope)"),
+              _query("procedure", {"type": "string"}, "procedure code")]
+    by = _query("by", {"type": "string", "enum": ["procedure", "unit"]}, "one row per procedure (default) or unit")
+    report = {"type": "object", "required": ["from", "to", "by", "rows", "total"], "properties": {
+        "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+        "by": {"type": "string"}, "rows": {"type": "array", "items": REPORT_ROW}, "total": REPORT_ROW}}
+    search = [_query("q", {"type": "string", "maxLength": 200}, "dossier code (or its beginning), 12-digit ID "
+                     "number, phone, or the beginning of the applicant's name"),
+              _query("unit", {"type": "string"}, "unit code"),
+              _query("procedure", {"type": "string"}, "procedure code"),
+              _query("status", {"type": "string"}, "dossier status"),
+              _query("outcome", {"type": "string", "enum": ["early", "on_time", "late", "not_accepted", "withdrawn",
+                                                            "stopped", "open"]}, "how processing ended, or open"),
+              _query("from", {"type": "string", "format": "date"}, "received on or after"),
+              _query("to", {"type": "string", "format": "date"}, "received on or before"),
+              _query("overdue", {"type": "string", "enum": ["1", "true"]}, "only dossiers past their due moment now"),
+              _query("apology", {"type": "string", "enum": ["1", "true"]}, "only dossiers with an apology"),
+              _query("after", {"type": "integer", "minimum": 1}, "the `next` of the previous page"),
+              _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (default 50)")]
+    return {
+        "/reports/ontime": {"get": _op(
+            "On-time report of a period: carried over, received (online, counter, post), finished early, on time "
+            "or late, ended otherwise, still processing within or past the deadline, apologies",
+            report, 401, 403, 422, parameters=[*period, by])},
+        "/reports/index-scores": {"get": _op(
+            "Index scores (0–2 points) of the dossiers finished in the period, per unit or procedure",
+            {"type": "object", "required": ["rows", "total"], "properties": {
+                "rows": {"type": "array", "items": {"type": "object"}}, "total": {"type": "object"},
+                "indicators": {"type": "object"}, "not_scored": {"type": "array", "items": {"type": "string"}}}},
+            401, 403, 422, parameters=[*period, by])},
+        "/reports/online": {"get": _op(
+            "Share of dossiers submitted online per unit against the unit's yearly target (chỉ tiêu)",
+            {"type": "object", "required": ["units"], "properties": {"units": {"type": "array", "items": {
+                "type": "object", "properties": {"unit": {"type": "string"}, "received": {"type": "integer"},
+                                                 "online": {"type": "integer"},
+                                                 "rate": {"type": ["number", "null"]},
+                                                 "target": {"type": ["number", "null"]},
+                                                 "met": {"type": ["boolean", "null"]}}}}}},
+            401, 403, 422, parameters=period[:3])},
+        "/audit/verify": {"get": _op(
+            "Check the audit hash chain (auditors)",
+            {"type": "object", "required": ["ok", "events"], "properties": {
+                "ok": {"type": "boolean"}, "events": {"type": "integer"},
+                "first_broken_id": {"type": ["integer", "null"]}, "reason": {"type": ["string", "null"]}}},
+            401, 403)},
+        "/audit/dossiers": {"get": _op(
+            "Auditor's dossier search across the units in scope, newest first, paged by `after`",
+            {"type": "object", "required": ["rows", "next"], "properties": {
+                "rows": {"type": "array", "items": SEARCH_ROW}, "next": {"type": ["integer", "null"]}}},
+            401, 403, 422, parameters=search)},
+        "/audit/dossiers/{code}/timeline": {"get": _op(
+            "A case's full timeline for auditors: every event with the data each step changed, and who read it",
+            {"type": "object", "required": ["code", "events"], "properties": {
+                "code": {"type": "string"}, "viewers": {"type": "object"},
+                "events": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
+                    "action": {"type": "string"}, "task": {"type": ["string", "null"]}, "data": {"type": "object"},
+                    "changes": {"type": "array"}, "hash": {"type": "string"}}}}}},
+            401, 403, 404, parameters=[CODE])},
     }

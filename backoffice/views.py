@@ -62,6 +62,8 @@ def _home_for(roles: frozenset[str]) -> str:
         return url_for("views.inbox")
     if Role.DESIGNER.value in roles:
         return url_for("designer.index")
+    if Role.AUDITOR.value in roles:
+        return url_for("audit.search")
     if Role.ADMIN.value in roles:
         return "/admin/"
     return url_for("web.home")
@@ -500,7 +502,7 @@ def _inject() -> dict[str, Any]:
 
 
 @bp.errorhandler(ServiceError)
-def _service_error(exc: ServiceError) -> ResponseReturnValue:
+def service_error_page(exc: ServiceError) -> ResponseReturnValue:
     """A refused action: say why on the page the officer came from (nothing was changed)."""
     db().rollback()
     flash(exc.message, "error")

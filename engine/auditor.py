@@ -217,14 +217,20 @@ def _changes(before: dict[str, Any], form: dict[str, Any]) -> list[dict[str, Any
     return changed
 
 
-def timeline(session: Session, actor: Actor, code: str) -> dict[str, Any]:
-    """Every audit event of the case, oldest first, each step with the data it changed, and the
-    reads of the case by officers and auditors. Reading it is recorded."""
+def scoped_dossier(session: Session, actor: Actor, code: str, *, purpose: str) -> Dossier:
+    """A dossier in the auditor's scope; the read is recorded with ``purpose``."""
     units = auditor_units(actor)
     dossier = get_dossier(session, code)
     if units is not None and dossier.unit_id not in units:
         raise ForbiddenError("this dossier is outside your scope")
-    view_dossier(session, code, actor=actor, purpose="audit timeline")
+    view_dossier(session, code, actor=actor, purpose=purpose)
+    return dossier
+
+
+def timeline(session: Session, actor: Actor, code: str) -> dict[str, Any]:
+    """Every audit event of the case, oldest first, each step with the data it changed, and the
+    reads of the case by officers and auditors. Reading it is recorded."""
+    dossier = scoped_dossier(session, actor, code, purpose="audit timeline")
     known: dict[str, Any] = dict(dossier.form or {})
     events = []
     viewers: dict[str, int] = {}
