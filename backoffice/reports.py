@@ -64,7 +64,7 @@ def period_from_request() -> reports.Period:
 
 def report_columns(by: str) -> list[tuple[str, str]]:
     head = [("procedure_name", _("Procedure"))] if by == "procedure" else [("unit_name", _("Unit"))]
-    return [*head, ("carried_over", _("Carried over")), ("received", _("Received")),
+    return [*head, ("carried_over", _("Carried over")), ("received", _("Newly received")),
             ("received_online", _("online")), ("received_counter", _("at the counter")),
             ("received_post", _("by post")),
             ("finished", _("Finished")), ("early", _("early")), ("on_time", _("on time")), ("late", _("late")),

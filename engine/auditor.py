@@ -207,13 +207,18 @@ def export_rows(session: Session, actor: Actor, search: DossierSearch, *, cap: i
 
 # --- one case ---------------------------------------------------------------------------------------
 
+# Each step's own answer, not a case field that the next step changes.
+STEP_FIELDS = frozenset({"decision", "note", "reason"})
+
+
 def _changes(before: dict[str, Any], form: dict[str, Any]) -> list[dict[str, Any]]:
     """Fields a step set or changed, against what the case held before it."""
     changed = []
     for name, value in form.items():
-        if name in before and before[name] == value:
-            continue
-        changed.append({"field": name, "before": before.get(name), "after": value})
+        if name in STEP_FIELDS:
+            changed.append({"field": name, "before": None, "after": value})
+        elif name not in before or before[name] != value:
+            changed.append({"field": name, "before": before.get(name), "after": value})
     return changed
 
 
