@@ -119,19 +119,29 @@ def _register_unit() -> Unit:
     return unit
 
 
-def _year() -> int:
-    value = request.args.get("year") or str(to_vn(clock.now()).year)
-    if not value.isdigit() or not 2000 <= int(value) <= 2100:
+def _year_month() -> tuple[int, int | None]:
+    """``year`` (default this year) and ``month`` (default: this month on the page; "" for the year)."""
+    today = to_vn(clock.now()).date()
+    year = request.args.get("year") or str(today.year)
+    if not year.isdigit() or not 2000 <= int(year) <= 2100:
         raise InvalidDataError("not a year", fields={"year": ["2000–2100"]})
-    return int(value)
+    month = request.args.get("month", str(today.month) if int(year) == today.year else "")
+    if month and (not month.isdigit() or not 1 <= int(month) <= 12):
+        raise InvalidDataError("not a month", fields={"month": ["1–12, or empty for the whole year"]})
+    return int(year), int(month) if month else None
+
+
+REGISTER_PAGE_ROWS = 2000  # a year of a busy commune is read month by month
+REGISTER_PDF_ROWS = 3000  # WeasyPrint lays out about 100 lines a second
 
 
 @bp.get("/register")
 @page_login_required(*READERS)
 def register() -> ResponseReturnValue:
-    unit, year = _register_unit(), _year()
-    rows = reports.register_rows(db(), unit.id, year)
-    return render_template("reports/register.html", unit=unit, year=year, rows=rows, **_choices())
+    unit, (year, month) = _register_unit(), _year_month()
+    rows = reports.register_rows(db(), unit.id, year, month=month, limit=REGISTER_PAGE_ROWS + 1)
+    return render_template("reports/register.html", unit=unit, year=year, month=month,
+                           rows=rows[:REGISTER_PAGE_ROWS], truncated=len(rows) > REGISTER_PAGE_ROWS, **_choices())
 
 
 @bp.get("/register.pdf")
@@ -139,13 +149,16 @@ def register() -> ResponseReturnValue:
 def register_pdf() -> ResponseReturnValue:
     from flask import Response
 
-    unit, year = _register_unit(), _year()
-    session = db()
-    context = {"unit": paperwork.unit_context(unit), "year": year, "issued_at": to_vn(clock.now()),
-               "rows": reports.register_rows(session, unit.id, year)}
+    unit, (year, month) = _register_unit(), _year_month()
+    rows = reports.register_rows(db(), unit.id, year, month=month, limit=REGISTER_PDF_ROWS + 1)
+    if len(rows) > REGISTER_PDF_ROWS:
+        raise InvalidDataError(f"more than {REGISTER_PDF_ROWS} lines: print the register month by month",
+                               fields={"month": ["choose a month"]})
+    context = {"unit": paperwork.unit_context(unit), "year": year, "issued_at": to_vn(clock.now()), "rows": rows,
+               "book": f"tháng {month:02d}" if month else None}
     pdf = documents.render_pdf("register", context)
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="so-theo-doi-{unit.code}-{year}.pdf"'})
+    name = f"so-theo-doi-{unit.code}-{year}" + (f"-{month:02d}" if month else "")
+    return Response(pdf, mimetype="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}.pdf"'})
 
 
 @bp.get("/dashboard")

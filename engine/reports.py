@@ -324,12 +324,20 @@ RESULT_WORDS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Q
 END_WORDS = {"not_accepted": "Từ chối tiếp nhận", "withdrawn": "Rút hồ sơ", "stopped": "Dừng xử lý"}
 
 
-def register_rows(session: Session, unit_id: int, year: int, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Circular 01/2018 Mẫu 06: one line per dossier the unit received in ``year``, in order of
-    receipt: who, which procedure, received, appointment, the processing side it went to, when
-    the result was ready and handed back, early / on time / late."""
+def register_rows(session: Session, unit_id: int, year: int, *, month: int | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+    """Circular 01/2018 Mẫu 06: one line per dossier the unit received in ``year`` (or in one
+    ``month`` of it), in order of receipt: who, which procedure, received, appointment, the
+    processing side it went to, when the result was ready and handed back, early / on time / late.
+    Lines are numbered from the start of the year, as in the book."""
     since = datetime.combine(date(year, 1, 1), time.min, VN_TZ)
     until = datetime.combine(date(year + 1, 1, 1), time.min, VN_TZ)
+    first = 1
+    if month is not None:
+        period = Period.month(year, month)
+        first += session.scalar(select(func.count()).select_from(Dossier).where(
+            Dossier.unit_id == unit_id, Dossier.received_at >= since, Dossier.received_at < period.since)) or 0
+        since, until = period.since, period.until
     query = (
         select(Dossier, Procedure.name_vi)
         .join(Procedure, Procedure.id == Dossier.procedure_id)
@@ -360,7 +368,7 @@ def register_rows(session: Session, unit_id: int, year: int, *, limit: int | Non
     role_words = {"justice": "Công chức Tư pháp – Hộ tịch", "culture": "Công chức Văn hoá – Xã hội",
                   "leader": "Lãnh đạo UBND"}
     rows = []
-    for sequence, (dossier, procedure_name) in enumerate(found, start=1):
+    for sequence, (dossier, procedure_name) in enumerate(found, start=first):
         note = END_WORDS.get(dossier.outcome or "", "")
         if dossier.apology_at is not None:
             note = (note + "; " if note else "") + "Có phiếu xin lỗi, hẹn lại"

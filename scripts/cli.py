@@ -335,6 +335,31 @@ def bench_inbox(cases: int, requests_: int, real_cases: int, database_url: str |
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+@bench.command("reports")
+@click.option("--cases", default=1_000_000, show_default=True, type=click.IntRange(min=100),
+              help="synthetic dossiers in 60 communes over two years")
+@click.option("--requests", "requests_", default=300, show_default=True, type=click.IntRange(min=1),
+              help="timed auditor searches of each kind")
+@click.option("--database-url", default=None,
+              help="server for the scratch database; defaults to MOTCUA_DATABASE_URL (PostgreSQL for big runs)")
+def bench_reports(cases: int, requests_: int, database_url: str | None) -> None:
+    """Time of the province's monthly on-time report (goal ≤ 2 s) and auditor search p95 (goal ≤ 100 ms)."""
+    from sqlalchemy.engine import make_url
+
+    from scripts.bench import SQLITE_MAX_CASES, run_reports_bench
+
+    settings = _settings()
+    if database_url:
+        settings = settings.with_(database_url=database_url)
+    if make_url(settings.database_url).get_backend_name() == "sqlite" and cases > SQLITE_MAX_CASES:
+        raise click.ClickException(
+            f"SQLite is for small runs (--cases up to {SQLITE_MAX_CASES:,}); for {cases:,} cases pass "
+            "--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres (a scratch database is "
+            "created on that server and dropped afterwards)")
+    result: dict[str, Any] = run_reports_bench(settings, cases=cases, requests=requests_)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 def _celery_app() -> Any:
     from backoffice.app import create_app
 

@@ -269,6 +269,10 @@ def test_tracking_register_for_the_year(session, month):
     assert by_code[month.cases["C6"].code]["note"] == "Rút hồ sơ"
     assert by_code[month.cases["C7"].code]["note"] == "Từ chối tiếp nhận"
     assert by_code[month.cases["C10"].code]["finished_at"] is None
+    # a month of the book keeps the year's numbering: C9 (October) is line 1
+    november = reports.register_rows(session, month.unit_a.id, 2026, month=11)
+    assert [r["sequence"] for r in november] == list(range(2, 13))
+    assert november[0]["code"] == month.cases["C1"].code
 
 
 def test_dashboard_figures(session, month):

@@ -309,10 +309,12 @@ def test_report_pages_register_pdf_and_dashboard(app, cases):
     rows = [[c.value for c in row] for row in xlsx.active.iter_rows()]
     assert rows[0][0] == "Thủ tục"
     assert rows[-1][0] == "Tổng số"
-    register = client.get("/reports/register?year=2026").get_data(as_text=True)
+    register = client.get("/reports/register?year=2026&month=11").get_data(as_text=True)
     assert cases["signed"] in register
     assert cases["other"] not in register
-    pdf = client.get("/reports/register.pdf?year=2026")
+    assert client.get("/reports/register?year=2026&month=13").status_code == 422
+    assert cases["signed"] not in client.get("/reports/register?year=2026&month=10").get_data(as_text=True)
+    pdf = client.get("/reports/register.pdf?year=2026&month=")
     assert pdf.status_code == 200
     text_of_pdf = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.get_data())).pages)
     assert "SỔ THEO DÕI HỒ SƠ" in text_of_pdf.upper()
