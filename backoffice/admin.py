@@ -26,7 +26,7 @@ from backoffice.extensions import motcua
 from backoffice.security import web_user
 from engine import accounts, services
 from engine.audit import record_event
-from engine.models import CalendarEntry, Procedure, Role, ServiceCall, Setting, Unit, User, UserRole
+from engine.models import CalendarEntry, Procedure, Role, ServiceCall, Setting, Unit, UnitTarget, User, UserRole
 from engine.security import hash_password
 
 ADMIN_ROLE = Role.ADMIN.value
@@ -191,6 +191,15 @@ class ProcedureView(SecuredModelView):
         model.catalogue = {**model.catalogue, "fee": fee}
 
 
+class TargetView(SecuredModelView):
+    """Units' yearly targets (chỉ tiêu): the reports compare the online submission rate with them."""
+
+    column_list = ("unit", "year", "online_rate")
+    column_default_sort = ("year", True)
+    column_labels = {"unit": _l("Unit"), "year": _l("Year"), "online_rate": _l("Online submissions (%)")}
+    form_columns = ("unit", "year", "online_rate")
+
+
 class CalendarView(SecuredModelView):
     column_list = ("day", "kind", "name")
     column_default_sort = ("day", True)
@@ -260,6 +269,7 @@ def init_admin(app: Flask) -> Admin:
         admin.add_view(UserView(User, scoped, name=_l("Users and roles"), endpoint="admin_users"))
         admin.add_view(ProcedureView(Procedure, scoped, name=_l("Procedures and fees"), endpoint="admin_procedures"))
         admin.add_view(CalendarView(CalendarEntry, scoped, name=_l("Holiday calendar"), endpoint="admin_calendar"))
+        admin.add_view(TargetView(UnitTarget, scoped, name=_l("Targets"), endpoint="admin_targets"))
         admin.add_view(SettingView(Setting, scoped, name=_l("Settings"), endpoint="admin_settings"))
         admin.add_view(DeliveryView(ServiceCall, scoped, name=_l("Deliveries"), endpoint="admin_deliveries"))
     return admin

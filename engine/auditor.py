@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from engine import clock, paperwork
@@ -119,7 +119,7 @@ class DossierSearch:
                 raise InvalidDataError(f"no procedure {self.procedure!r}", fields={"procedure": ["unknown procedure"]})
             where.append(Dossier.procedure_id == procedure_id)
         if self.q:
-            where.append(_text_match(self.q))
+            where.append(_text_match(session, self.q))
         if self.status:
             where.append(Dossier.status == self.status)
         if self.outcome == "open":
@@ -131,23 +131,53 @@ class DossierSearch:
         if self.received_to:
             where.append(Dossier.received_at < datetime.combine(self.received_to + timedelta(days=1), time.min, VN_TZ))
         if self.overdue:
-            where += [Dossier.closed_at.is_(None), Dossier.clock_paused_at.is_(None), Dossier.due_at < now]
+            # past the appointment the result is judged by (as the reports count it), clock running
+            where += [Dossier.closed_at.is_(None), Dossier.clock_paused_at.is_(None), Dossier.appointment_at < now]
         if self.apology:
             where.append(Dossier.apology_at.is_not(None))
         if self.after_id is not None:
-            where.append(Dossier.id < self.after_id)
+            # Newest received first; the page after dossier ``after_id`` continues below its
+            # (received_at, id). The plain bound lets the received_at index start there.
+            received = session.scalar(select(Dossier.received_at).where(Dossier.id == self.after_id))
+            if received is None:
+                raise InvalidDataError("no such page", fields={"after": ["the `next` of a previous page"]})
+            where += [Dossier.received_at <= received,
+                      or_(Dossier.received_at < received, Dossier.id < self.after_id)]
         return where
 
 
-def _text_match(q: str) -> ColumnElement[bool]:
+def _code_match(session: Session, q: str) -> ColumnElement[bool]:
+    """A dossier code or its beginning. ``<agency code>-YYMMDD-NNNN`` says the unit and the day of
+    receipt: they become conditions the (unit, received) index answers whatever the database's
+    collation, and the LIKE keeps the match exact."""
+    agency, _, rest = q.partition("-")
+    day, _, number = rest.partition("-")
+    if len(number) == 4:
+        return Dossier.code == q
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    conditions: list[ColumnElement[bool]] = [Dossier.code.like(escaped + "%", escape="\\")]
+    unit_id = session.scalar(select(Unit.id).where(Unit.agency_code == agency))
+    if unit_id is None:
+        return false()
+    conditions.append(Dossier.unit_id == unit_id)
+    if len(day) == 6:
+        try:
+            received = datetime.strptime(day, "%y%m%d").date()
+        except ValueError:
+            return false()
+        since = datetime.combine(received, time.min, VN_TZ)
+        conditions += [Dossier.received_at >= since, Dossier.received_at < since + timedelta(days=1)]
+    return and_(*conditions)
+
+
+def _text_match(session: Session, q: str) -> ColumnElement[bool]:
     digits = q.replace(" ", "")
     if digits.isdigit() and len(digits) == 12:
         return Dossier.applicant_id_number == digits
     if digits.isdigit() and len(digits) in (10, 11) and digits.startswith("0"):
         return Dossier.applicant_phone == digits
     if CODE_PATTERN.match(q) and "-" in q:
-        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return Dossier.code.like(escaped + "%", escape="\\")
+        return _code_match(session, q)
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     # Names are stored as written ("Nguyễn Văn An"): match the beginning as typed or capitalised.
     variants = {escaped, escaped.title()}
@@ -171,7 +201,8 @@ def search_row(dossier: Dossier, procedure_name: str, unit_name: str, *, cal: Wo
 
 
 def search_dossiers(session: Session, actor: Actor, search: DossierSearch) -> dict[str, Any]:
-    """A page of dossiers, newest first, and the id to ask for the next page (None at the end)."""
+    """A page of dossiers, the most recently received first, and the id to ask for the next page
+    (None at the end)."""
     units = auditor_units(actor)
     now = clock.now()
     query = (
@@ -179,7 +210,7 @@ def search_dossiers(session: Session, actor: Actor, search: DossierSearch) -> di
         .join(Procedure, Procedure.id == Dossier.procedure_id)
         .join(Unit, Unit.id == Dossier.unit_id)
         .where(*search.conditions(session, units, now=now))
-        .order_by(Dossier.id.desc())
+        .order_by(Dossier.received_at.desc(), Dossier.id.desc())
         .limit(search.limit + 1)
     )
     found = session.execute(query).all()

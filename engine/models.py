@@ -312,7 +312,8 @@ class Dossier(Base):
         Index("ix_dossier_unit_received", "unit_id", "received_at"),
         # Reports select by period province-wide: received, closed (end of processing), apology.
         Index("ix_dossier_received_at", "received_at"),
-        Index("ix_dossier_closed_at", "closed_at"),
+        # covering the month's counts by outcome and the dashboard's trend (index-only scans)
+        Index("ix_dossier_closed_at", "closed_at", "outcome", "unit_id", "procedure_id"),
         Index("ix_dossier_apology_at", "apology_at"),
     )
 
@@ -324,7 +325,7 @@ class Dossier(Base):
     applicant: Mapped[dict[str, Any]] = mapped_column(default=dict)
     applicant_name: Mapped[str] = mapped_column(String(200), default="", index=True)
     applicant_id_number: Mapped[str | None] = mapped_column(String(20), index=True)
-    applicant_phone: Mapped[str | None] = mapped_column(String(20))
+    applicant_phone: Mapped[str | None] = mapped_column(String(20), index=True)  # auditors search by phone
     form: Mapped[dict[str, Any]] = mapped_column(default=dict)
     channel: Mapped[str] = mapped_column(String(20), default="online")  # online | counter | post
     status: Mapped[str] = mapped_column(String(30), default=DossierStatus.SUBMITTED.value)
@@ -483,6 +484,7 @@ class Task(Base):
     __table_args__ = (
         # The unit/all tabs and the mine tab, each in the inbox order (due_at, created_at, id): a
         # page is an index range, and with assignee_id the unit tab and the counts need no heap.
+        Index("ix_task_completed_at", "completed_at"),  # work done per officer in the last days
         Index("ix_task_open_unit", "unit_id", "role", "due_at", "created_at", "id", "assignee_id",
               postgresql_where=text(OPEN_USER_TASK_SQL), sqlite_where=text(OPEN_USER_TASK_SQL)),
         Index("ix_task_open_assignee", "assignee_id", "due_at", "created_at", "id",

@@ -9,12 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import catalogue, clock, jobs, services
+from engine.calendar import to_vn
 from engine.db import transaction
-from engine.models import Dossier, Role, Task, Unit, User, UserRole
+from engine.models import Dossier, Role, Task, Unit, UnitTarget, User, UserRole
 from engine.security import hash_password
 from engine.services import ServiceHandler
 
 DEMO_PASSWORD = "Demo@12345"  # noqa: S105 - documented demo password (API.md), refused in production
+DEMO_ONLINE_TARGET = 50.0  # percent of dossiers submitted online, the communes' demo target for the year
 DEMO_UNITS = (
     ("anhoathinh", "UBND xã An Hòa Thịnh", "000.20.42.H42"),
     ("luongphong", "UBND xã Lương Phong", "000.23.15.H06"),
@@ -83,6 +85,9 @@ def _seed_accounts(session: Session) -> list[Login]:
             unit = Unit(code=code, name=name, agency_code=agency)
             session.add(unit)
             session.flush()
+        year = to_vn(clock.now()).year
+        if session.get(UnitTarget, (unit.id, year)) is None:
+            session.add(UnitTarget(unit_id=unit.id, year=year, online_rate=DEMO_ONLINE_TARGET))
         for role, title in UNIT_ROLES:
             username = f"{role.value}.{code}"
             _user(session, username, f"{title} {name.removeprefix('UBND ')}", [role.value],

@@ -140,6 +140,9 @@ def test_auditor_search_finds_by_code_name_id_and_phone_across_units(app, cases)
     assert codes(unit="luongphong") == [cases["other"]]
     assert codes(outcome="on_time") == [cases["signed"]]
     assert set(codes(outcome="open")) == {cases["open"], cases["other"]}
+    overdue = set(codes(overdue="1"))  # both same-day dossiers of Thu 19/11 are past 17:00 that day
+    assert {cases["open"], cases["other"]} <= overdue
+    assert cases["signed"] not in overdue
     page = client.get("/api/v1/audit/dossiers", headers=auth, query_string={"limit": 1}).get_json()
     assert len(page["rows"]) == 1
     assert page["next"] is not None

@@ -1,4 +1,4 @@
-"""reporting: result evaluation kept on the dossier, units' yearly targets
+"""reporting: result evaluation kept on the dossier, units' yearly targets, search by phone
 
 Revision ID: e9a1c3b5d7f9
 Revises: d7f9b1c3e5a7
@@ -31,8 +31,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("refused", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("supplement_count", sa.Integer(), nullable=False, server_default="0"))
     op.create_index("ix_dossier_received_at", "dossier", ["received_at"])
-    op.create_index("ix_dossier_closed_at", "dossier", ["closed_at"])
+    op.create_index("ix_dossier_closed_at", "dossier", ["closed_at", "outcome", "unit_id", "procedure_id"])
+    op.create_index("ix_task_completed_at", "task", ["completed_at"])
     op.create_index("ix_dossier_apology_at", "dossier", ["apology_at"])
+    op.create_index(op.f("ix_dossier_applicant_phone"), "dossier", ["applicant_phone"])
     op.create_table(
         "unit_target",
         sa.Column("unit_id", sa.Integer(), nullable=False),
@@ -103,7 +105,9 @@ def _backfill() -> None:
 
 def downgrade() -> None:
     op.drop_table("unit_target")
+    op.drop_index(op.f("ix_dossier_applicant_phone"), table_name="dossier")
     op.drop_index("ix_dossier_apology_at", table_name="dossier")
+    op.drop_index("ix_task_completed_at", table_name="task")
     op.drop_index("ix_dossier_closed_at", table_name="dossier")
     op.drop_index("ix_dossier_received_at", table_name="dossier")
     with op.batch_alter_table("dossier") as batch:
