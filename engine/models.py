@@ -126,9 +126,10 @@ EVALUATED_OUTCOMES = (Outcome.EARLY, Outcome.ON_TIME, Outcome.LATE)
 
 
 def rate_result(ended_at: datetime, appointment_at: datetime | None, *, supplements: int = 0) -> Outcome:
-    """Early, on time or late: the end of processing against the appointment (Decree 61/2018
-    art. 33). More than one request for supplement counts as late, whatever the dates. Early is a
-    result ready on a day before the appointment's day; on the day itself it is on time."""
+    """Early, on time or late: the end of processing against the appointment (Decree 61/2018 on the
+    one-stop mechanism, evaluation of handling; Circular 01/2018/TT-VPCP). More than one request
+    for supplement counts as late, whatever the dates. Early is a result ready on a day before the
+    appointment's day; on the day itself it is on time."""
     if supplements > 1:
         return Outcome.LATE
     if appointment_at is None:
@@ -339,7 +340,7 @@ class Dossier(Base):
     terms: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # When the apology (Mẫu 04) was requested; allowed once per dossier.
     apology_at: Mapped[datetime | None] = mapped_column()
-    # Result evaluation (Decree 61/2018 art. 33; Circular 01/2018), kept on the dossier so that the
+    # Result evaluation (Decree 61/2018; Circular 01/2018/TT-VPCP), kept on the dossier so that the
     # province's reports read one row per dossier. ``appointment_at`` is the due moment the result
     # is judged against: the receipt's, or the one after the clock restarted on a complete
     # supplement; an apology's new date does not move it. ``closed_at`` is when processing ended
@@ -484,11 +485,11 @@ class Task(Base):
     __table_args__ = (
         # The unit/all tabs and the mine tab, each in the inbox order (due_at, created_at, id): a
         # page is an index range, and with assignee_id the unit tab and the counts need no heap.
-        Index("ix_task_completed_at", "completed_at"),  # work done per officer in the last days
         Index("ix_task_open_unit", "unit_id", "role", "due_at", "created_at", "id", "assignee_id",
               postgresql_where=text(OPEN_USER_TASK_SQL), sqlite_where=text(OPEN_USER_TASK_SQL)),
         Index("ix_task_open_assignee", "assignee_id", "due_at", "created_at", "id",
               postgresql_where=text(OPEN_USER_TASK_SQL), sqlite_where=text(OPEN_USER_TASK_SQL)),
+        Index("ix_task_completed_at", "completed_at"),  # work done per officer in the last days
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # Spiff task UUID

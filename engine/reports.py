@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from engine import clock
 from engine.calendar import VN_TZ, to_vn
 from engine.models import (
+    EVALUATED_OUTCOMES,
     ClockPause,
     Dossier,
     Outcome,
@@ -276,7 +277,7 @@ def index_scores(session: Session, period: Period, scope: Scope, *, by: str = "u
         select(group, func.count(), *(func.sum(p) for p in points))
         .join(Procedure, Procedure.id == Dossier.procedure_id)
         .where(Dossier.closed_at >= period.since, Dossier.closed_at < period.until,
-               Dossier.outcome.in_([o.value for o in (Outcome.EARLY, Outcome.ON_TIME, Outcome.LATE)]),
+               Dossier.outcome.in_([o.value for o in EVALUATED_OUTCOMES]),
                *scope.where())
         .group_by(group)
     )
@@ -407,7 +408,7 @@ def monthly_trend(session: Session, scope: Scope, *, months: int = 12,
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     periods.reverse()
     # One pass over the months' closed dossiers, one pair of counts per month (VN month bounds).
-    evaluated = Dossier.outcome.in_(("early", "on_time", "late"))
+    evaluated = Dossier.outcome.in_([o.value for o in EVALUATED_OUTCOMES])
     good = Dossier.outcome.in_(("early", "on_time"))
     columns = []
     for period in periods:
