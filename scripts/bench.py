@@ -1019,7 +1019,7 @@ def run_reports_bench(settings: Settings, *, cases: int = 1_000_000, requests: i
             timings["total_s"] = round(time.perf_counter() - started, 1)
         finally:
             engine.dispose()
-    monthly = measured["report_s"]["ontime_by_procedure"]["max_s"]
+    monthly = max(measured["report_s"][name]["max_s"] for name in ("ontime_by_procedure", "ontime_by_unit"))
     monthly_api = measured["report_s"]["ontime_api"]["max_s"]
     search_p95 = measured["search_all_ms"]["p95"]
     worst_search = max(v["p95"] for v in measured["search_latency_ms"].values())
