@@ -206,11 +206,12 @@ def unclaim(task_id: str) -> ResponseReturnValue:
 @bp.post("/tasks/<task_id>/complete")
 @login_required
 def complete(task_id: str) -> ResponseReturnValue:
+    session = db()
+    queries.require_officer(_actor())
+    services.require_task_actor(session, task_id, _actor())
     body = _json_body("data")
     if not isinstance(body["data"], dict):
         raise services.InvalidDataError("data must be an object", fields={"data": ["object"]})
-    session = db()
-    queries.require_officer(_actor())
     dossier = services.complete_task(session, task_id, actor=_actor(), data=body["data"])
     session.commit()
     return jsonify({"dossier": dossier.code, "status": dossier.status, "status_code": dossier.status_code})
@@ -235,6 +236,7 @@ def _text(body: dict[str, Any], name: str) -> str:
 @bp.post("/dossiers")
 @login_required
 def submit_dossier() -> ResponseReturnValue:
+    services.require_submitter(_actor())  # refused callers are refused before their input is read
     body = _json_body("procedure", "unit", "applicant")
     attachments = body.get("attachments")
     if attachments is not None and not isinstance(attachments, list):

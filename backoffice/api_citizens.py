@@ -25,7 +25,7 @@ from connectors.http import sign
 from engine import citizens, deadline, portal, queries
 from engine.calendar import to_vn
 from engine.models import OtpChallenge, Role, User
-from engine.services import ForbiddenError, InvalidDataError, ServiceError
+from engine.services import InvalidDataError, ServiceError
 
 
 def send_code(challenge: OtpChallenge, code: str) -> None:
@@ -190,6 +190,7 @@ def supplement(code: str) -> ResponseReturnValue:
 @bp.post("/dossiers/<code>/draft")
 @login_required
 def answer_draft(code: str) -> ResponseReturnValue:
+    portal.require_owner(db(), _actor(), code)
     body = _json_body("confirm")
     if not isinstance(body["confirm"], bool):
         raise InvalidDataError("confirm must be true or false", fields={"confirm": ["true or false"]})
@@ -203,6 +204,7 @@ def answer_draft(code: str) -> ResponseReturnValue:
 @bp.post("/dossiers/<code>/withdraw")
 @login_required
 def withdraw(code: str) -> ResponseReturnValue:
+    portal.require_owner(db(), _actor(), code)
     body = _json_body("reason")
     session = db()
     portal.withdraw(session, code, actor=_actor(), reason=str(body["reason"]))
@@ -285,11 +287,10 @@ def postal_callback() -> ResponseReturnValue:
 @bp.post("/assisted/dossiers")
 @login_required
 def assisted_start() -> ResponseReturnValue:
+    actor = _actor()
+    portal.require_assistant(actor)
     body = _json_body("citizen_id_number", "procedure", "unit")
     session = db()
-    actor = _actor()
-    if not actor.roles & portal.ASSISTANT_ROLES:
-        raise ForbiddenError("one-stop officers and registered volunteers only")
     draft = {k: body.get(k) for k in ("procedure", "unit", "applicant", "form", "delivery", "attachments")}
     draft["applicant"] = _object(body, "applicant") or {}
     _text(body, "unit")
@@ -304,6 +305,7 @@ def assisted_start() -> ResponseReturnValue:
 @bp.post("/assisted/dossiers/<int:consent_id>/confirm")
 @login_required
 def assisted_confirm(consent_id: int) -> ResponseReturnValue:
+    portal.require_assistant(_actor())
     body = _json_body("otp")
     session = db()
     try:

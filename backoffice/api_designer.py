@@ -134,6 +134,7 @@ def migration_check(code: str) -> ResponseReturnValue:
 @bp.post("/dossiers/<code>/migrate")
 @login_required
 def migrate(code: str) -> ResponseReturnValue:
+    designer.require_designer(_actor())
     body = _body()
     target = body.get("to_version")
     if not isinstance(target, int) or isinstance(target, bool):

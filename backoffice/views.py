@@ -503,12 +503,13 @@ def _inject() -> dict[str, Any]:
 
 @bp.errorhandler(ServiceError)
 def service_error_page(exc: ServiceError) -> ResponseReturnValue:
-    """A refused action: say why on the page the officer came from (nothing was changed)."""
+    """A refused action: say why on the page the officer came from (nothing was changed). A caller
+    without the right to act gets the 403 page itself, as for a page they may not open."""
     db().rollback()
+    if request.method == "GET" or exc.http_status in (401, 403):
+        return render_template("error.html", status=exc.http_status, message=exc.message), exc.http_status
     flash(exc.message, "error")
     back = safe_next(request.referrer and "/" + request.referrer.split("/", 3)[-1], url_for("views.inbox"))
-    if request.method == "GET":
-        return render_template("error.html", status=exc.http_status, message=exc.message), exc.http_status
     return redirect(back)
 
 

@@ -45,6 +45,16 @@ from engine.services import (
 )
 
 
+def require_owner(session: Session, actor: Actor, code: str) -> Dossier:
+    """The dossier when the caller is its applicant (checked before the request's input is read)."""
+    return _own_dossier(session, actor, code)
+
+
+def require_assistant(actor: Actor) -> None:
+    if not actor.roles & ASSISTANT_ROLES:
+        raise ForbiddenError("one-stop officers and registered volunteers only")
+
+
 def _own_dossier(session: Session, actor: Actor, code: str) -> Dossier:
     dossier = get_dossier(session, code)
     if actor.user_id is None or dossier.citizen_id != actor.user_id:
@@ -214,8 +224,7 @@ def start_assisted(session: Session, *, actor: Actor, citizen_id_number: str,
     """An officer or volunteer has typed a dossier for a registered citizen: check it as fully as a
     submission, keep it as the draft the citizen consents to, and return the code to send to the
     citizen's phone. The SMS names the procedure and where the result goes."""
-    if not actor.roles & ASSISTANT_ROLES:
-        raise ForbiddenError("one-stop officers and registered volunteers only")
+    require_assistant(actor)
     citizen = citizens.find_citizen(session, citizen_id_number)
     if citizen is None or not citizen.is_active:
         raise InvalidDataError("no registered citizen has this ID number",

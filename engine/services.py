@@ -1010,6 +1010,12 @@ def submit_dossier(
     return dossier
 
 
+def require_submitter(actor: Actor) -> None:
+    """Citizens (for themselves) and one-stop officers (for their unit) submit; nobody else."""
+    if actor.user_id is None or not actor.roles & {Role.ONESTOP.value, Role.CITIZEN.value}:
+        raise ForbiddenError("citizens and one-stop officers only")
+
+
 def submit_dossier_as(
     session: Session,
     *,
@@ -1029,8 +1035,7 @@ def submit_dossier_as(
     receives walk-in (``counter``, the default) or posted (``post``) dossiers for their own unit
     only. Nobody else submits.
     """
-    if actor.user_id is None:
-        raise ForbiddenError("citizens and one-stop officers only")
+    require_submitter(actor)
     if Role.ONESTOP.value in actor.roles:
         channel = channel or "counter"
         if channel not in ("counter", "post"):
@@ -1105,6 +1110,15 @@ def _check_can_act(row: Task, actor: Actor) -> None:
         raise ForbiddenError(f"task needs role {row.role}")
     if row.unit_id != actor.unit_id:
         raise ForbiddenError("task belongs to another unit")
+
+
+def require_task_actor(session: Session, task_id: str, actor: Actor) -> None:
+    """The caller may act on the task (its unit and role), checked before its input is read; the
+    service checks again under the lock."""
+    row = session.get(Task, task_id)
+    if row is None:
+        raise NotFoundError(f"task {task_id} not found")
+    _check_can_act(row, actor)
 
 
 def claim_task(session: Session, task_id: str, *, actor: Actor) -> Task:
