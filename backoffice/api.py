@@ -142,7 +142,7 @@ def procedures() -> ResponseReturnValue:
     return jsonify(result)
 
 
-def _int_arg(name: str, default: int | None, *, minimum: int = 0) -> int | None:
+def _int_arg(name: str, default: int | None, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
@@ -150,8 +150,9 @@ def _int_arg(name: str, default: int | None, *, minimum: int = 0) -> int | None:
         value = int(raw)
     except ValueError:
         raise services.InvalidDataError(f"{name} must be an integer", fields={name: ["integer"]}) from None
-    if value < minimum:
-        raise services.InvalidDataError(f"{name} must be at least {minimum}", fields={name: [f">= {minimum}"]})
+    if not minimum <= value <= maximum:
+        raise services.InvalidDataError(f"{name} must be from {minimum} to {maximum}",
+                                        fields={name: [f"{minimum}–{maximum}"]})
     return value
 
 
@@ -165,7 +166,8 @@ def tasks() -> ResponseReturnValue:
         scope=scope,
         procedure=request.args.get("procedure") or None,
         step=request.args.get("step") or None,
-        due_within_days=_int_arg("due_within_days", None),
+        # schemathesis found that a huge value overflowed the calendar
+        due_within_days=_int_arg("due_within_days", None, maximum=366),
         q=request.args.get("q") or None,
         limit=_int_arg("limit", 50, minimum=1) or 50,
         offset=_int_arg("offset", 0) or 0,

@@ -153,7 +153,7 @@ def openapi_document() -> dict[str, Any]:
                 {"name": "procedure", "in": "query", "schema": {"type": "string"}},
                 {"name": "step", "in": "query", "schema": {"type": "string"}},
                 {"name": "q", "in": "query", "schema": {"type": "string"}},
-                {"name": "due_within_days", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {"name": "due_within_days", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 366}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                 {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}])},
             "/tasks/{task_id}": {"get": _op("A task with its form (JSON Schema) and its dossier's data",
