@@ -795,10 +795,13 @@ def _analyze(engine: Engine) -> None:
         conn.execute(text("ANALYZE"))
 
 
-def run_inbox_bench(settings: Settings, *, cases: int = 1_000_000, requests: int = 500, real_cases: int = 100,
-                    seed: int = 20261122) -> dict[str, Any]:
-    """``cases`` dossiers in 60 communes, then the inbox, task, dossier and history API latencies of
-    one officer, measured through the Flask app on a scratch database (dropped afterwards)."""
+def _on_synthetic_province(
+    settings: Settings, *, cases: int, seed: int, measure: Callable[[Any, sessionmaker[Session]], dict[str, Any]],
+    before_analyze: Callable[[sessionmaker[Session], Any], Any] | None = None,
+) -> tuple[str, dict[str, int], dict[str, float], dict[str, Any]]:
+    """A scratch database (dropped afterwards) with the demo seed and ``cases`` synthetic dossiers,
+    settled (vacuumed, analysed), then ``measure(app, factory)`` through the Flask app. Returns the
+    backend name, row counts, the phases' timings and what ``measure`` returned."""
     from backoffice.app import create_app
     from connectors import build_registry
     from engine.migrate import upgrade
@@ -819,23 +822,35 @@ def run_inbox_bench(settings: Settings, *, cases: int = 1_000_000, requests: int
             seed_demo(factory, registry, lease=timedelta(seconds=30))
             timings["seed_s"] = round(time.perf_counter() - mark, 1)
             timings.update(_load_synthetic(engine, factory, cases=cases, seed=seed))
-            mark = time.perf_counter()
-            _real_cases(factory, registry, count=real_cases)
-            timings["real_cases_s"] = round(time.perf_counter() - mark, 1)
+            if before_analyze is not None:
+                mark = time.perf_counter()
+                before_analyze(factory, registry)
+                timings["real_cases_s"] = round(time.perf_counter() - mark, 1)
             mark = time.perf_counter()
             _analyze(engine)
             timings["analyze_s"] = round(time.perf_counter() - mark, 1)
-            timings["total_s"] = round(time.perf_counter() - started, 1)
             rows = _row_counts(factory)
             app = create_app(scratch)
             try:
                 mark = time.perf_counter()
-                measured = _measure_api(app, factory, requests=requests, seed=seed)
+                measured = measure(app, factory)
                 timings["measure_s"] = round(time.perf_counter() - mark, 1)
             finally:
                 app.extensions["motcua"].engine.dispose()
+            timings["total_s"] = round(time.perf_counter() - started, 1)
         finally:
             engine.dispose()
+    return backend, rows, timings, measured
+
+
+def run_inbox_bench(settings: Settings, *, cases: int = 1_000_000, requests: int = 500, real_cases: int = 100,
+                    seed: int = 20261122) -> dict[str, Any]:
+    """``cases`` dossiers in 60 communes, then the inbox, task, dossier and history API latencies of
+    one officer, measured through the Flask app on a scratch database (dropped afterwards)."""
+    backend, rows, timings, measured = _on_synthetic_province(
+        settings, cases=cases, seed=seed,
+        before_analyze=lambda factory, registry: _real_cases(factory, registry, count=real_cases),
+        measure=lambda app, factory: _measure_api(app, factory, requests=requests, seed=seed))
     latency = measured["latency_ms"]
     inbox_p95 = max(v["p95"] for k, v in latency.items() if k.startswith("inbox_"))
     read_p95 = max(v["p95"] for k, v in latency.items() if not k.startswith("inbox_"))
@@ -985,40 +1000,9 @@ def run_reports_bench(settings: Settings, *, cases: int = 1_000_000, requests: i
                       seed: int = 20261202) -> dict[str, Any]:
     """``cases`` dossiers in 60 communes over two years; the province's monthly on-time report and
     the other reports timed, and the auditor's searches (p50/p95/p99) through the API."""
-    from backoffice.app import create_app
-    from connectors import build_registry
-    from engine.migrate import upgrade
-    from scripts.seed import seed_demo
-
-    backend = make_url(settings.database_url).get_backend_name()
-    if backend == "sqlite" and cases > SQLITE_MAX_CASES:
-        raise ValueError(f"SQLite is for small runs (at most {SQLITE_MAX_CASES:,} cases); use PostgreSQL")
-    started = time.perf_counter()
-    with scratch_database(settings.with_(env="test", sandbox=True, worker="embedded")) as scratch:
-        upgrade(scratch)
-        engine = make_engine(scratch)
-        factory = make_session_factory(engine)
-        registry = build_registry(scratch, factory)
-        try:
-            timings: dict[str, float] = {}
-            mark = time.perf_counter()
-            seed_demo(factory, registry, lease=timedelta(seconds=30))
-            timings["seed_s"] = round(time.perf_counter() - mark, 1)
-            timings.update(_load_synthetic(engine, factory, cases=cases, seed=seed))
-            mark = time.perf_counter()
-            _analyze(engine)
-            timings["analyze_s"] = round(time.perf_counter() - mark, 1)
-            rows = _row_counts(factory)
-            app = create_app(scratch)
-            try:
-                mark = time.perf_counter()
-                measured = _measure_reports(app, factory, requests=requests)
-                timings["measure_s"] = round(time.perf_counter() - mark, 1)
-            finally:
-                app.extensions["motcua"].engine.dispose()
-            timings["total_s"] = round(time.perf_counter() - started, 1)
-        finally:
-            engine.dispose()
+    backend, rows, timings, measured = _on_synthetic_province(
+        settings, cases=cases, seed=seed, measure=lambda app, factory: _measure_reports(app, factory,
+                                                                                       requests=requests))
     monthly = max(measured["report_s"][name]["max_s"] for name in ("ontime_by_procedure", "ontime_by_unit"))
     monthly_api = measured["report_s"]["ontime_api"]["max_s"]
     search_p95 = measured["search_all_ms"]["p95"]

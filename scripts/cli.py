@@ -308,6 +308,24 @@ def bench_engine(passes: int, database_url: str | None) -> None:
     click.echo(json.dumps(result, indent=2))
 
 
+def _bench_settings(database_url: str | None, cases: int) -> Any:
+    """The settings of a bulk benchmark: its server (a scratch database is made there), refused on
+    SQLite beyond a small run."""
+    from sqlalchemy.engine import make_url
+
+    from scripts.bench import SQLITE_MAX_CASES
+
+    settings = _settings()
+    if database_url:
+        settings = settings.with_(database_url=database_url)
+    if make_url(settings.database_url).get_backend_name() == "sqlite" and cases > SQLITE_MAX_CASES:
+        raise click.ClickException(
+            f"SQLite is for small runs (--cases up to {SQLITE_MAX_CASES:,}); for {cases:,} cases pass "
+            "--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres (a scratch database is "
+            "created on that server and dropped afterwards)")
+    return settings
+
+
 @bench.command("inbox")
 @click.option("--cases", default=1_000_000, show_default=True, type=click.IntRange(min=100),
               help="synthetic dossiers in 60 communes")
@@ -319,18 +337,9 @@ def bench_engine(passes: int, database_url: str | None) -> None:
               help="server for the scratch database; defaults to MOTCUA_DATABASE_URL (PostgreSQL for big runs)")
 def bench_inbox(cases: int, requests_: int, real_cases: int, database_url: str | None) -> None:
     """p50/p95/p99 of one officer's inbox, task, dossier and history API with CASES dossiers; plans' indexes."""
-    from sqlalchemy.engine import make_url
+    from scripts.bench import run_inbox_bench
 
-    from scripts.bench import SQLITE_MAX_CASES, run_inbox_bench
-
-    settings = _settings()
-    if database_url:
-        settings = settings.with_(database_url=database_url)
-    if make_url(settings.database_url).get_backend_name() == "sqlite" and cases > SQLITE_MAX_CASES:
-        raise click.ClickException(
-            f"SQLite is for small runs (--cases up to {SQLITE_MAX_CASES:,}); for {cases:,} cases pass "
-            "--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres (a scratch database is "
-            "created on that server and dropped afterwards)")
+    settings = _bench_settings(database_url, cases)
     result: dict[str, Any] = run_inbox_bench(settings, cases=cases, requests=requests_, real_cases=real_cases)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
@@ -344,18 +353,9 @@ def bench_inbox(cases: int, requests_: int, real_cases: int, database_url: str |
               help="server for the scratch database; defaults to MOTCUA_DATABASE_URL (PostgreSQL for big runs)")
 def bench_reports(cases: int, requests_: int, database_url: str | None) -> None:
     """Time of the province's monthly on-time report (goal ≤ 2 s) and auditor search p95 (goal ≤ 100 ms)."""
-    from sqlalchemy.engine import make_url
+    from scripts.bench import run_reports_bench
 
-    from scripts.bench import SQLITE_MAX_CASES, run_reports_bench
-
-    settings = _settings()
-    if database_url:
-        settings = settings.with_(database_url=database_url)
-    if make_url(settings.database_url).get_backend_name() == "sqlite" and cases > SQLITE_MAX_CASES:
-        raise click.ClickException(
-            f"SQLite is for small runs (--cases up to {SQLITE_MAX_CASES:,}); for {cases:,} cases pass "
-            "--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres (a scratch database is "
-            "created on that server and dropped afterwards)")
+    settings = _bench_settings(database_url, cases)
     result: dict[str, Any] = run_reports_bench(settings, cases=cases, requests=requests_)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
