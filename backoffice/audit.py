@@ -9,15 +9,15 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from backoffice.exports import FORMATS, table_file
 from backoffice.extensions import db
+from backoffice.reports import scope_choices
 from backoffice.security import page_login_required, web_actor
 from backoffice.views import service_error_page
 from engine import auditor, paperwork, queries
 from engine.audit import verify_chain
-from engine.models import AuditEvent, DossierStatus, Outcome, Procedure, Role, Unit
+from engine.models import AuditEvent, DossierStatus, Outcome, Role
 from engine.services import ServiceError, calendar_for
 
 bp = Blueprint("audit", __name__)
@@ -39,14 +39,7 @@ def history_columns() -> list[tuple[str, str]]:
 
 
 def _choices() -> dict[str, Any]:
-    session = db()
-    actor = web_actor()
-    units = select(Unit).order_by(Unit.code)
-    if actor.unit_id is not None:
-        units = units.where(Unit.id == actor.unit_id)
-    return {"units": session.scalars(units).all(),
-            "procedures": session.scalars(select(Procedure).order_by(Procedure.name_vi)).all(),
-            "statuses": [s.value for s in DossierStatus], "outcomes": [o.value for o in Outcome]}
+    return {**scope_choices(), "statuses": [s.value for s in DossierStatus], "outcomes": [o.value for o in Outcome]}
 
 
 @bp.get("/")
@@ -82,7 +75,7 @@ def case(code: str) -> ResponseReturnValue:
         "events": found["events"], "viewers": found["viewers"],
         "diagrams": queries.case_diagrams(session, dossier),
         "sheet": queries.control_sheet(session, dossier),
-        "documents": auditor.documents_checked(session, dossier),
+        "documents": auditor.documents_checked(session, dossier, found["events"]),
         "attachments": queries.attachments_of(session, dossier),
     }
     session.commit()  # the auditor's read is an audit event
@@ -107,7 +100,8 @@ def export_history(code: str, fmt: str) -> ResponseReturnValue:
 def signed_document(code: str, document_id: int) -> ResponseReturnValue:
     """A signed document byte for byte as signed, so that the auditor can check it elsewhere."""
     session = db()
-    dossier = auditor.scoped_dossier(session, web_actor(), code, purpose=f"signed document {document_id}")
+    auditor.auditor_units(web_actor())
+    dossier = queries.readable_dossier(session, web_actor(), code, purpose=f"signed document {document_id}")
     found = next((d for d in paperwork.signed_documents(session, dossier) if d.id == document_id), None)
     if found is None:
         abort(404)

@@ -20,7 +20,7 @@ from backoffice.views import service_error_page
 from engine import clock, documents, paperwork, reports
 from engine.calendar import to_vn
 from engine.models import Procedure, Role, Unit
-from engine.services import Actor, ForbiddenError, InvalidDataError, ServiceError
+from engine.services import Actor, InvalidDataError, ServiceError
 
 bp = Blueprint("reports", __name__)
 READERS = (Role.LEADER.value, Role.AUDITOR.value)
@@ -30,28 +30,13 @@ bp.register_error_handler(ServiceError, service_error_page)
 
 
 def scope_for(actor: Actor, args: Mapping[str, str]) -> reports.Scope:
-    """The reader's scope from the query (``unit``, ``procedure``); 403 outside it, 422 when unknown."""
-    try:
-        return reports.reader_scope(db(), roles=actor.roles, unit_id=actor.unit_id,
-                                    unit_code=args.get("unit") or None, procedure_code=args.get("procedure") or None)
-    except reports.ReportError as exc:
-        raise InvalidDataError(str(exc), fields={exc.field: [str(exc)]}) from exc
-    except PermissionError as exc:
-        raise ForbiddenError(str(exc)) from exc
+    """The reader's scope, narrowed by the query's ``unit`` and ``procedure``."""
+    return reports.reader_scope(db(), actor, unit_code=args.get("unit") or None,
+                                procedure_code=args.get("procedure") or None)
 
 
 def period_for(args: Mapping[str, str]) -> reports.Period:
-    try:
-        return reports.Period.parse(args.get("from"), args.get("to"), today=to_vn(clock.now()).date())
-    except reports.ReportError as exc:
-        raise InvalidDataError(str(exc), fields={exc.field: [str(exc)]}) from exc
-
-
-def grouping(args: Mapping[str, str]) -> str:
-    by = args.get("by", "procedure")
-    if by not in reports.GROUPS:
-        raise InvalidDataError("group by procedure or unit", fields={"by": ["procedure or unit"]})
-    return by
+    return reports.Period.parse(args.get("from"), args.get("to"), today=to_vn(clock.now()).date())
 
 
 def scope_from_request() -> reports.Scope:
@@ -75,7 +60,8 @@ def report_columns(by: str) -> list[tuple[str, str]]:
             ("apologies", _("Apologies"))]
 
 
-def _choices() -> dict[str, Any]:
+def scope_choices() -> dict[str, Any]:
+    """The units (the reader's own when bound to one) and procedures the filter forms offer."""
     actor = web_actor()
     units = select(Unit).order_by(Unit.code)
     if actor.unit_id is not None:
@@ -88,12 +74,12 @@ def _choices() -> dict[str, Any]:
 @page_login_required(*READERS)
 def index() -> ResponseReturnValue:
     session = db()
-    scope, period, by = scope_from_request(), period_from_request(), grouping(request.args)
+    scope, period, by = scope_from_request(), period_from_request(), request.args.get("by", "procedure")
     return render_template(
         "reports/index.html", period=period, by=by, args=request.args,
         report=reports.ontime_report(session, period, scope, by=by),
-        scores=reports.index_scores(session, period, scope, by="procedure" if by == "procedure" else "unit"),
-        online=reports.online_rates(session, period, scope), **_choices())
+        scores=reports.index_scores(session, period, scope, by=by),
+        online=reports.online_rates(session, period, scope), **scope_choices())
 
 
 @bp.get("/ontime.<fmt>")
@@ -101,7 +87,7 @@ def index() -> ResponseReturnValue:
 def export(fmt: str) -> ResponseReturnValue:
     if fmt not in FORMATS:
         abort(404)
-    scope, period, by = scope_from_request(), period_from_request(), grouping(request.args)
+    scope, period, by = scope_from_request(), period_from_request(), request.args.get("by", "procedure")
     report = reports.ontime_report(db(), period, scope, by=by)
     total = {**report["total"], "procedure_name": _("Total"), "unit_name": _("Total")}
     return table_file([*report["rows"], total], report_columns(by), fmt=fmt,
@@ -109,13 +95,12 @@ def export(fmt: str) -> ResponseReturnValue:
 
 
 def _register_unit() -> Unit:
-    actor = web_actor()
-    code = request.args.get("unit")
-    unit = db().scalar(select(Unit).where(Unit.code == code)) if code else db().get(Unit, actor.unit_id or 0)
-    if unit is None:
+    """The register is one unit's book: the asked one, in the reader's scope, or the reader's own."""
+    units = scope_from_request().unit_ids
+    if not units or len(units) != 1:
         raise InvalidDataError("choose a unit", fields={"unit": ["required"]})
-    if actor.unit_id is not None and unit.id != actor.unit_id:
-        raise ForbiddenError("this unit is outside your scope")
+    unit = db().get(Unit, units[0])
+    assert unit is not None  # the scope holds existing units
     return unit
 
 
@@ -141,7 +126,7 @@ def register() -> ResponseReturnValue:
     unit, (year, month) = _register_unit(), _year_month()
     rows = reports.register_rows(db(), unit.id, year, month=month, limit=REGISTER_PAGE_ROWS + 1)
     return render_template("reports/register.html", unit=unit, year=year, month=month,
-                           rows=rows[:REGISTER_PAGE_ROWS], truncated=len(rows) > REGISTER_PAGE_ROWS, **_choices())
+                           rows=rows[:REGISTER_PAGE_ROWS], truncated=len(rows) > REGISTER_PAGE_ROWS, **scope_choices())
 
 
 @bp.get("/register.pdf")
@@ -168,7 +153,7 @@ def dashboard() -> ResponseReturnValue:
     return render_template("reports/dashboard.html", board=board, today=date.today(), args=request.args,
                            trend_chart=line_chart(board.trend), overdue_chart=bar_chart(
                                [(r["step"], r["overdue"]) for r in board.overdue], color="#b3261e"),
-                           workload_chart=stacked_bars(board.workload), **_choices())
+                           workload_chart=stacked_bars(board.workload), **scope_choices())
 
 
 # --- charts (SVG) ---------------------------------------------------------------------------------

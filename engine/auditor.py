@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
-from engine import clock, paperwork
+from engine import clock, paperwork, queries
 from engine.calendar import VN_TZ, WorkingCalendar, to_vn
 from engine.models import (
-    AuditEvent,
     Dossier,
     DossierStatus,
     Outcome,
@@ -27,14 +26,16 @@ from engine.models import (
     Role,
     Unit,
 )
-from engine.services import Actor, ForbiddenError, InvalidDataError, calendar_for, get_dossier, view_dossier
+from engine.reports import narrow_scope
+from engine.services import Actor, ForbiddenError, InvalidDataError, calendar_for, get_dossier
 
 CODE_PATTERN = re.compile(r"^[0-9A-Za-z.]+-\d{0,6}(-\d{0,4})?$")
 MAX_PAGE = 200
 
 
 def auditor_units(actor: Actor) -> tuple[int, ...] | None:
-    """The units an auditor reads: the one the account is bound to, or the whole province."""
+    """The units an auditor reads: the one the account is bound to, or the whole province (None).
+    Anyone else is refused."""
     if Role.AUDITOR.value not in actor.roles:
         raise ForbiddenError("auditors only")
     return (actor.unit_id,) if actor.unit_id is not None else None
@@ -103,21 +104,8 @@ class DossierSearch:
 
     def conditions(self, session: Session, units: tuple[int, ...] | None, *,
                    now: datetime) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if units is not None:
-            where.append(Dossier.unit_id.in_(units))
-        if self.unit:
-            unit_id = session.scalar(select(Unit.id).where(Unit.code == self.unit))
-            if unit_id is None:
-                raise InvalidDataError(f"no unit {self.unit!r}", fields={"unit": ["unknown unit"]})
-            if units is not None and unit_id not in units:
-                raise ForbiddenError("this unit is outside your scope")
-            where.append(Dossier.unit_id == unit_id)
-        if self.procedure:
-            procedure_id = session.scalar(select(Procedure.id).where(Procedure.code == self.procedure))
-            if procedure_id is None:
-                raise InvalidDataError(f"no procedure {self.procedure!r}", fields={"procedure": ["unknown procedure"]})
-            where.append(Dossier.procedure_id == procedure_id)
+        where = narrow_scope(session, units, unit_code=self.unit or None,
+                             procedure_code=self.procedure or None).where()
         if self.q:
             where.append(_text_match(session, self.q))
         if self.status:
@@ -154,8 +142,7 @@ def _code_match(session: Session, q: str) -> ColumnElement[bool]:
     day, _, number = rest.partition("-")
     if len(number) == 4:
         return Dossier.code == q
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    conditions: list[ColumnElement[bool]] = [Dossier.code.like(escaped + "%", escape="\\")]
+    conditions = [_starts_with(Dossier.code, q)]
     unit_id = session.scalar(select(Unit.id).where(Unit.agency_code == agency))
     if unit_id is None:
         return false()
@@ -176,12 +163,16 @@ def _text_match(session: Session, q: str) -> ColumnElement[bool]:
         return Dossier.applicant_id_number == digits
     if digits.isdigit() and len(digits) in (10, 11) and digits.startswith("0"):
         return Dossier.applicant_phone == digits
-    if CODE_PATTERN.match(q) and "-" in q:
+    if CODE_PATTERN.match(q):
         return _code_match(session, q)
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     # Names are stored as written ("Nguyễn Văn An"): match the beginning as typed or capitalised.
-    variants = {escaped, escaped.title()}
-    return or_(*(Dossier.applicant_name.like(v + "%", escape="\\") for v in sorted(variants)))
+    return or_(*(_starts_with(Dossier.applicant_name, v) for v in sorted({q, q.title()})))
+
+
+def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column LIKE prefix%`` with the prefix's own % and _ taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")
 
 
 def search_row(dossier: Dossier, procedure_name: str, unit_name: str, *, cal: WorkingCalendar,
@@ -227,8 +218,7 @@ def export_rows(session: Session, actor: Actor, search: DossierSearch, *, cap: i
     rows: list[dict[str, Any]] = []
     after = search.after_id
     while len(rows) < cap:
-        page = search_dossiers(session, actor, DossierSearch(**{**search.__dict__, "after_id": after,
-                                                                  "limit": MAX_PAGE}))
+        page = search_dossiers(session, actor, replace(search, after_id=after, limit=MAX_PAGE))
         rows += page["rows"]
         if page["next"] is None:
             break
@@ -253,45 +243,29 @@ def _changes(before: dict[str, Any], form: dict[str, Any]) -> list[dict[str, Any
     return changed
 
 
-def scoped_dossier(session: Session, actor: Actor, code: str, *, purpose: str) -> Dossier:
-    """A dossier in the auditor's scope; the read is recorded with ``purpose``."""
-    units = auditor_units(actor)
-    dossier = get_dossier(session, code)
-    if units is not None and dossier.unit_id not in units:
-        raise ForbiddenError("this dossier is outside your scope")
-    view_dossier(session, code, actor=actor, purpose=purpose)
-    return dossier
-
-
 def timeline(session: Session, actor: Actor, code: str) -> dict[str, Any]:
-    """Every audit event of the case, oldest first, each step with the data it changed, and the
-    reads of the case by officers and auditors. Reading it is recorded."""
-    dossier = scoped_dossier(session, actor, code, purpose="audit timeline")
+    """The case's history (:func:`queries.history`, the read recorded) for an auditor in scope,
+    each step with the data it set or changed, and who read the case how many times."""
+    auditor_units(actor)
+    events = queries.history(session, actor, code, purpose="audit timeline")
+    dossier = get_dossier(session, code)
     known: dict[str, Any] = dict(dossier.form or {})
-    events = []
     viewers: dict[str, int] = {}
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id).order_by(AuditEvent.id)):
-        data = event.data or {}
-        row = {"id": event.id, "at": to_vn(event.at).isoformat(), "actor": event.actor, "action": event.action,
-               "task": event.task_id, "data": data, "changes": [], "hash": event.hash}
-        if event.action == "task_completed" and isinstance(data.get("form"), dict):
-            row["changes"] = _changes(known, data["form"])
-            known.update(data["form"])
-        if event.action == "dossier_viewed":
-            viewers[event.actor] = viewers.get(event.actor, 0) + 1
-        events.append(row)
+    for event in events:
+        form = event["data"].get("form") if event["action"] == "task_completed" else None
+        event["changes"] = _changes(known, form) if isinstance(form, dict) else []
+        if isinstance(form, dict):
+            known.update(form)
+        if event["action"] == "dossier_viewed":
+            viewers[event["actor"]] = viewers.get(event["actor"], 0) + 1
     return {"dossier": dossier, "events": events, "viewers": viewers}
 
 
-def documents_checked(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
+def documents_checked(session: Session, dossier: Dossier, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The dossier's signed documents, each validated again and its bytes compared with the hash
-    the audit chain recorded when it was signed."""
-    recorded = {}
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id,
-                                                          AuditEvent.action == "document_signed")):
-        data = event.data or {}
-        if data.get("document") is not None:
-            recorded[int(data["document"])] = data.get("sha256")
+    the audit chain recorded when it was signed (``events``: the case's :func:`timeline`)."""
+    recorded = {int(e["data"]["document"]): e["data"].get("sha256") for e in events
+                if e["action"] == "document_signed" and e["data"].get("document") is not None}
     rows = []
     for document in paperwork.signed_documents(session, dossier):
         validation = paperwork.verify_document(session, document)
@@ -304,4 +278,3 @@ def documents_checked(session: Session, dossier: Dossier) -> list[dict[str, Any]
             "details": validation.details,
         })
     return rows
-

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from engine import clock, documents, signing
 from engine.audit import record_event
 from engine.calendar import to_vn
-from engine.models import AuditEvent, Document, Dossier, Role, Task, Unit, User, UserRole
+from engine.models import AuditEvent, Document, Dossier, Role, Task, Unit, User, UserRole, rate_result
 
+RESULT_WORDS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Quá hạn"}  # the forms' words
 LEGAL_UNITS = {"working_days": "ngày làm việc", "calendar_days": "ngày", "hours": "giờ làm việc"}
 CHANNELS = {"online": "Trực tuyến", "counter": "Trực tiếp tại Bộ phận Một cửa", "post": "Qua bưu chính công ích"}
 
@@ -114,9 +115,7 @@ def dossier_context(session: Session, dossier: Dossier, *, verify_url: str) -> d
 def _rating(done: datetime | None, due: datetime | None) -> str:
     if done is None or due is None:
         return ""
-    if to_vn(done).date() < to_vn(due).date():
-        return "Trước hạn"
-    return "Đúng hạn" if done <= due else "Quá hạn"
+    return RESULT_WORDS[rate_result(done, due).value]
 
 
 def control_sheet_rows(session: Session, dossier: Dossier) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from engine.models import (
     Unit,
     User,
     UserRole,
+    rate_result,
 )
 from engine.services import (
     Actor,
@@ -208,8 +209,8 @@ def get_task(session: Session, actor: Actor, task_id: str) -> dict[str, Any]:
 
 
 def can_read_dossier(actor: Actor, dossier: Dossier) -> bool:
-    if Role.AUDITOR.value in actor.roles:
-        return True
+    if Role.AUDITOR.value in actor.roles:  # the province, or the one unit the account is bound to
+        return actor.unit_id is None or actor.unit_id == dossier.unit_id
     if is_officer(actor) and actor.unit_id == dossier.unit_id:
         return True
     return actor.user_id is not None and dossier.citizen_id == actor.user_id
@@ -299,14 +300,16 @@ def get_attachment(session: Session, actor: Actor, code: str, attachment_id: int
     return attachment
 
 
-def history(session: Session, actor: Actor, code: str) -> list[dict[str, Any]]:
-    """Every audit event of a case, for officers of its unit and auditors."""
+def history(session: Session, actor: Actor, code: str, *, purpose: str = "history") -> list[dict[str, Any]]:
+    """Every audit event of a case, oldest first, for officers of its unit and auditors; the read
+    is recorded with ``purpose``."""
     dossier = get_dossier(session, code)
-    if Role.AUDITOR.value not in actor.roles and not (is_officer(actor) and actor.unit_id == dossier.unit_id):
+    if not can_read_dossier(actor, dossier) or not (is_officer(actor) or Role.AUDITOR.value in actor.roles):
         raise ForbiddenError("officers of the dossier's unit and auditors only")
-    view_dossier(session, code, actor=actor, purpose="history")
+    view_dossier(session, code, actor=actor, purpose=purpose)
     return [
-        {"at": to_vn(e.at).isoformat(), "actor": e.actor, "action": e.action, "task": e.task_id, "data": e.data}
+        {"id": e.id, "at": to_vn(e.at).isoformat(), "actor": e.actor, "action": e.action, "task": e.task_id,
+         "data": e.data, "hash": e.hash}
         for e in session.scalars(select(AuditEvent).where(AuditEvent.dossier_id == dossier.id)
                                  .order_by(AuditEvent.id))
     ]
@@ -329,12 +332,8 @@ def units(session: Session) -> list[Unit]:
 # --- case page ------------------------------------------------------------------------------------
 
 def handover_result(completed_at: datetime, due_at: datetime | None) -> str:
-    """Mẫu 05 result of one step: early (finished on a day before the due day), on time, late."""
-    if due_at is None:
-        return "on_time"
-    if completed_at > due_at:
-        return "late"
-    return "early" if to_vn(completed_at).date() < to_vn(due_at).date() else "on_time"
+    """Mẫu 05 result of one step: the dossier's rule applied to the step's own deadline."""
+    return rate_result(completed_at, due_at).value
 
 
 def control_sheet(session: Session, dossier: Dossier) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ the deadline, past it, or waiting for the citizen's supplement).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -35,6 +35,9 @@ from engine.models import (
     UnitTarget,
     User,
 )
+from engine.paperwork import RESULT_WORDS
+from engine.queries import open_user_task
+from engine.services import Actor, ForbiddenError, InvalidDataError
 
 COUNTS = (
     "carried_over", "received", "received_online", "received_counter", "received_post",
@@ -44,12 +47,13 @@ COUNTS = (
 GROUPS = ("procedure", "unit")
 
 
-class ReportError(ValueError):
-    """A report asked for with a bad period, grouping or scope; ``field`` names the parameter."""
+def _invalid(field_name: str, message: str) -> InvalidDataError:
+    return InvalidDataError(message, fields={field_name: [message]})
 
-    def __init__(self, message: str, *, field: str):
-        super().__init__(message)
-        self.field = field
+
+def _check_grouping(by: str) -> None:
+    if by not in GROUPS:
+        raise _invalid("by", f"group by {' or '.join(GROUPS)}")
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,9 @@ class Period:
 
     def __post_init__(self) -> None:
         if self.end < self.start:
-            raise ReportError("the period ends before it starts", field="to")
+            raise _invalid("to", "the period ends before it starts")
         if (self.end - self.start).days > 3 * 366:
-            raise ReportError("a report covers at most three years", field="to")
+            raise _invalid("to", "a report covers at most three years")
 
     @classmethod
     def month(cls, year: int, month: int) -> Period:
@@ -77,11 +81,11 @@ class Period:
         try:
             first = date.fromisoformat(start) if start else today.replace(day=1)
         except ValueError as exc:
-            raise ReportError("not a date (YYYY-MM-DD)", field="from") from exc
+            raise _invalid("from", "not a date (YYYY-MM-DD)") from exc
         try:
             last = date.fromisoformat(end) if end else max(today, first)
         except ValueError as exc:
-            raise ReportError("not a date (YYYY-MM-DD)", field="to") from exc
+            raise _invalid("to", "not a date (YYYY-MM-DD)") from exc
         return cls(first, last)
 
     @property
@@ -110,34 +114,38 @@ class Scope:
         return conditions
 
 
-def reader_scope(session: Session, *, roles: Iterable[str], unit_id: int | None,
-                 unit_code: str | None = None, procedure_code: str | None = None) -> Scope:
-    """The scope of a leader (own unit) or an auditor (the province, or the unit the account is
-    bound to), narrowed to one unit and one procedure when asked. Raises on an unknown or
-    out-of-scope unit, so that a report never silently shows nothing."""
-    roles = set(roles)
-    if not roles & {Role.AUDITOR.value, Role.LEADER.value}:
-        raise PermissionError("leaders and auditors only")
-    allowed: tuple[int, ...] | None = None
-    if unit_id is not None:
-        allowed = (unit_id,)
-    elif Role.AUDITOR.value not in roles:
-        raise PermissionError("a leader account must belong to a unit")
-    unit_ids = allowed
+def narrow_scope(session: Session, units: tuple[int, ...] | None, *, unit_code: str | None = None,
+                 procedure_code: str | None = None) -> Scope:
+    """``units`` (None: the province) narrowed to one unit and one procedure by code. An unknown
+    code is an error (422) and a unit outside ``units`` is refused (403), so that a report or a
+    search never silently shows nothing."""
+    unit_ids = units
     if unit_code:
-        unit = session.scalar(select(Unit).where(Unit.code == unit_code))
-        if unit is None:
-            raise ReportError(f"no unit {unit_code!r}", field="unit")
-        if allowed is not None and unit.id not in allowed:
-            raise PermissionError("this unit is outside your scope")
-        unit_ids = (unit.id,)
+        unit_id = session.scalar(select(Unit.id).where(Unit.code == unit_code))
+        if unit_id is None:
+            raise _invalid("unit", f"no unit {unit_code!r}")
+        if units is not None and unit_id not in units:
+            raise ForbiddenError("this unit is outside your scope")
+        unit_ids = (unit_id,)
     procedure_ids = None
     if procedure_code:
-        procedure = session.scalar(select(Procedure).where(Procedure.code == procedure_code))
-        if procedure is None:
-            raise ReportError(f"no procedure {procedure_code!r}", field="procedure")
-        procedure_ids = (procedure.id,)
+        procedure_id = session.scalar(select(Procedure.id).where(Procedure.code == procedure_code))
+        if procedure_id is None:
+            raise _invalid("procedure", f"no procedure {procedure_code!r}")
+        procedure_ids = (procedure_id,)
     return Scope(unit_ids, procedure_ids)
+
+
+def reader_scope(session: Session, actor: Actor, *, unit_code: str | None = None,
+                 procedure_code: str | None = None) -> Scope:
+    """What a leader (own unit) or an auditor (the province, or the unit the account is bound to)
+    may count, narrowed as asked."""
+    if not actor.roles & {Role.AUDITOR.value, Role.LEADER.value}:
+        raise ForbiddenError("leaders and auditors only")
+    if actor.unit_id is None and Role.AUDITOR.value not in actor.roles:
+        raise ForbiddenError("a leader account must belong to a unit")
+    units = (actor.unit_id,) if actor.unit_id is not None else None
+    return narrow_scope(session, units, unit_code=unit_code, procedure_code=procedure_code)
 
 
 # --- the on-time report ---------------------------------------------------------------------------
@@ -181,7 +189,7 @@ def ontime_counts(session: Session, period: Period, scope: Scope, *,
         add(select(*key, func.count()).where(part), ("carried_over",))
     ended = [Outcome.EARLY, Outcome.ON_TIME, Outcome.LATE, Outcome.NOT_ACCEPTED, Outcome.WITHDRAWN, Outcome.STOPPED]
     add(select(*key, *(_count(Dossier.outcome == o.value) for o in ended),
-               _count(and_(Dossier.refused.is_(True), Dossier.processed_at.is_not(None))))
+               _count(Dossier.refused.is_(True)))
         .where(Dossier.closed_at >= since, Dossier.closed_at < end),
         (*(o.value for o in ended), "refused"))
     # Waiting for the applicant at the end: a supplement pause running then (few rows, joined once).
@@ -211,30 +219,37 @@ def _labels(session: Session, model: Any, ids: Iterable[int]) -> dict[int, Any]:
     return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))} if ids else {}
 
 
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total = dict.fromkeys(COUNTS, 0)
+    for values in counts:
+        for name, value in values.items():
+            total[name] += value
+    return total
+
+
+def _head(by: str, label: Any) -> dict[str, Any]:
+    """The columns that name a row: the procedure or the unit."""
+    if by == "procedure":
+        return {"procedure": label.code, "procedure_name": label.name_vi, "field": label.field}
+    return {"unit": label.code, "unit_name": label.name}
+
+
 def ontime_report(session: Session, period: Period, scope: Scope, *, by: str = "procedure",
                   now: datetime | None = None) -> dict[str, Any]:
     """The on-time report per procedure or per unit, with the total. Each row has every count of
     :data:`COUNTS` and ``ontime_rate``."""
-    if by not in GROUPS:
-        raise ReportError(f"group by {' or '.join(GROUPS)}", field="by")
+    _check_grouping(by)
     counts = ontime_counts(session, period, scope, now=now)
-    grouped: dict[int, dict[str, int]] = {}
+    parts: dict[int, list[dict[str, int]]] = {}
     for (unit_id, procedure_id), values in counts.items():
-        target = grouped.setdefault(procedure_id if by == "procedure" else unit_id, dict.fromkeys(COUNTS, 0))
-        for name, value in values.items():
-            target[name] += value
-    labels = _labels(session, Procedure if by == "procedure" else Unit, grouped)
+        parts.setdefault(procedure_id if by == "procedure" else unit_id, []).append(values)
+    labels = _labels(session, Procedure if by == "procedure" else Unit, parts)
     rows = []
-    for key_id, values in grouped.items():
-        label = labels[key_id]
-        head = ({"procedure": label.code, "procedure_name": label.name_vi, "field": label.field}
-                if by == "procedure" else {"unit": label.code, "unit_name": label.name})
-        rows.append({**head, **values, "ontime_rate": ontime_rate(values)})
+    for key_id, group in parts.items():
+        summed = _summed(group)
+        rows.append({**_head(by, labels[key_id]), **summed, "ontime_rate": ontime_rate(summed)})
     rows.sort(key=lambda r: (-r["received"] - r["carried_over"], r.get("procedure") or r.get("unit")))
-    total = dict.fromkeys(COUNTS, 0)
-    for values in grouped.values():
-        for name, value in values.items():
-            total[name] += value
+    total = _summed(counts.values())
     return {"from": period.start.isoformat(), "to": period.end.isoformat(), "by": by, "rows": rows,
             "total": {**total, "ontime_rate": ontime_rate(total)}}
 
@@ -261,8 +276,7 @@ NOT_SCORED = ("Mức độ hài lòng của tổ chức, cá nhân", "Mức đ�
 def index_scores(session: Session, period: Period, scope: Scope, *, by: str = "unit") -> dict[str, Any]:
     """Average points (0–2) per indicator for the dossiers finished in the period, per unit or
     procedure, with the province-wide average."""
-    if by not in GROUPS:
-        raise ReportError(f"group by {' or '.join(GROUPS)}", field="by")
+    _check_grouping(by)
     late_step = exists().where(Task.dossier_id == Dossier.id, Task.kind == "user", Task.completed_at.is_not(None),
                                Task.due_at.is_not(None), Task.completed_at > Task.due_at)
     points = (
@@ -288,11 +302,9 @@ def index_scores(session: Session, period: Period, scope: Scope, *, by: str = "u
     sums = [0] * len(INDICATORS)
     total = 0
     for key_id, count, *values in results:
-        label = labels[key_id]
         scores = {name: round(int(v or 0) / count, 2) for name, v in zip(INDICATORS, values, strict=True)}
-        head = {"procedure": label.code, "procedure_name": label.name_vi} if by == "procedure" \
-            else {"unit": label.code, "unit_name": label.name}
-        rows.append({**head, "dossiers": count, **scores, "average": round(sum(scores.values()) / len(scores), 2)})
+        rows.append({**_head(by, labels[key_id]), "dossiers": count, **scores,
+                     "average": round(sum(scores.values()) / len(scores), 2)})
         total += count
         sums = [s + int(v or 0) for s, v in zip(sums, values, strict=True)]
     rows.sort(key=lambda r: (-r["average"], r.get("procedure") or r.get("unit")))
@@ -330,7 +342,8 @@ def online_rates(session: Session, period: Period, scope: Scope) -> list[dict[st
 
 # --- the tracking register (Mẫu 06) ---------------------------------------------------------------
 
-RESULT_WORDS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Quá hạn"}
+HANDED_TO = {"justice": "Công chức Tư pháp – Hộ tịch", "culture": "Công chức Văn hoá – Xã hội",
+             "leader": "Lãnh đạo UBND"}
 END_WORDS = {"not_accepted": "Từ chối tiếp nhận", "withdrawn": "Rút hồ sơ", "stopped": "Dừng xử lý"}
 
 
@@ -375,8 +388,6 @@ def register_rows(session: Session, unit_id: int, year: int, *, month: int | Non
         ):
             if done is not None:
                 returned[dossier_id] = done
-    role_words = {"justice": "Công chức Tư pháp – Hộ tịch", "culture": "Công chức Văn hoá – Xã hội",
-                  "leader": "Lãnh đạo UBND"}
     rows = []
     for sequence, (dossier, procedure_name) in enumerate(found, start=first):
         note = END_WORDS.get(dossier.outcome or "", "")
@@ -387,7 +398,7 @@ def register_rows(session: Session, unit_id: int, year: int, *, month: int | Non
             "sequence": sequence, "code": dossier.code, "applicant_name": dossier.applicant_name,
             "procedure_name": procedure_name, "received_at": to_vn(dossier.received_at),
             "due_at": to_vn(appointment) if appointment else None,
-            "handed_to": role_words.get(handed.get(dossier.id, ""), ""),
+            "handed_to": HANDED_TO.get(handed.get(dossier.id, ""), ""),
             "finished_at": to_vn(dossier.processed_at) if dossier.processed_at else None,
             "returned_at": to_vn(returned[dossier.id]) if dossier.id in returned else None,
             "result": RESULT_WORDS.get(dossier.outcome or "", ""), "note": note,
@@ -409,7 +420,7 @@ def monthly_trend(session: Session, scope: Scope, *, months: int = 12,
     periods.reverse()
     # One pass over the months' closed dossiers, one pair of counts per month (VN month bounds).
     evaluated = Dossier.outcome.in_([o.value for o in EVALUATED_OUTCOMES])
-    good = Dossier.outcome.in_(("early", "on_time"))
+    good = Dossier.outcome.in_((Outcome.EARLY.value, Outcome.ON_TIME.value))
     columns = []
     for period in periods:
         within = and_(Dossier.closed_at >= period.since, Dossier.closed_at < period.until)
@@ -429,7 +440,7 @@ def monthly_trend(session: Session, scope: Scope, *, months: int = 12,
 def overdue_by_step(session: Session, scope: Scope, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Open user tasks past their deadline, by step name (where the dossiers are stuck)."""
     now = now or clock.now()
-    conditions = [Task.kind == "user", Task.state.in_(("ready", "started")), Task.due_at < now]
+    conditions = [open_user_task(), Task.due_at < now]
     if scope.unit_ids is not None:
         conditions.append(Task.unit_id.in_(scope.unit_ids))
     query = select(Task.name, func.count()).where(*conditions).group_by(Task.name).order_by(func.count().desc())
@@ -445,7 +456,7 @@ def workload(session: Session, scope: Scope, *, now: datetime | None = None, day
     unit_filter = [Task.unit_id.in_(scope.unit_ids)] if scope.unit_ids is not None else []
     open_rows = session.execute(
         select(Task.assignee_id, func.count(), _count(Task.due_at < now))
-        .where(Task.kind == "user", Task.state.in_(("ready", "started")), Task.assignee_id.is_not(None), *unit_filter)
+        .where(open_user_task(), Task.assignee_id.is_not(None), *unit_filter)
         .group_by(Task.assignee_id)
     ).all()
     done_rows = session.execute(
@@ -471,20 +482,21 @@ def workload(session: Session, scope: Scope, *, now: datetime | None = None, day
     return rows
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dashboard:
-    trend: list[dict[str, Any]] = field(default_factory=list)
-    overdue: list[dict[str, Any]] = field(default_factory=list)
-    workload: list[dict[str, Any]] = field(default_factory=list)
-    month: dict[str, Any] = field(default_factory=dict)
+    trend: list[dict[str, Any]]
+    overdue: list[dict[str, Any]]
+    workload: list[dict[str, Any]]
+    month: dict[str, Any]  # this month's counts for the whole scope, with the on-time rate
 
 
 def dashboard(session: Session, scope: Scope, *, now: datetime | None = None) -> Dashboard:
     now = now or clock.now()
     today = to_vn(now).date()
+    month = _summed(ontime_counts(session, Period.month(today.year, today.month), scope, now=now).values())
     return Dashboard(
         trend=monthly_trend(session, scope, now=now),
         overdue=overdue_by_step(session, scope, now=now),
         workload=workload(session, scope, now=now),
-        month=ontime_report(session, Period.month(today.year, today.month), scope, by="procedure", now=now)["total"],
+        month={**month, "ontime_rate": ontime_rate(month)},
     )

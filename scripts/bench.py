@@ -720,12 +720,12 @@ def _plans(app: Any, get: Callable[[str], Any], urls: dict[str, str]) -> dict[st
     return result
 
 
-def _measure_api(app: Any, factory: sessionmaker[Session], *, requests: int, seed: int) -> dict[str, Any]:
-    """Time each endpoint through the Flask app as the officer; warm-up requests are not counted."""
+def _api_get(app: Any, username: str) -> Callable[[str], Any]:
+    """GET through the Flask app as a demo user (bearer token); anything but 200 stops the run."""
     from scripts.seed import DEMO_PASSWORD
 
     client = app.test_client()
-    login = client.post("/api/v1/auth/login", json={"username": INBOX_OFFICER, "password": DEMO_PASSWORD})
+    login = client.post("/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
     assert login.status_code == 200, login.get_json()
     headers = {"Authorization": f"Bearer {login.get_json()['token']}"}
 
@@ -734,6 +734,20 @@ def _measure_api(app: Any, factory: sessionmaker[Session], *, requests: int, see
         assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:300])
         return response.get_json()
 
+    return get
+
+
+def _samples(get: Callable[[str], Any], url_of: Callable[[int], str], *, requests: int,
+             warmup: int = 25) -> list[float]:
+    """Seconds of ``requests`` GETs of ``url_of(0), url_of(1) …`` after up to ``warmup`` untimed ones."""
+    for i in range(min(requests, warmup)):
+        get(url_of(i))
+    return [_timed(lambda i=i: get(url_of(i))) for i in range(requests)]
+
+
+def _measure_api(app: Any, factory: sessionmaker[Session], *, requests: int, seed: int) -> dict[str, Any]:
+    """Time each endpoint through the Flask app as the officer; warm-up requests are not counted."""
+    get = _api_get(app, INBOX_OFFICER)
     rng = random.Random(seed)  # noqa: S311 - which names to search for
     inbox = get("/api/v1/tasks?scope=all&limit=200")
     with transaction(factory) as session:
@@ -755,17 +769,8 @@ def _measure_api(app: Any, factory: sessionmaker[Session], *, requests: int, see
         "case_history": [f"/api/v1/cases/{code}/history" for code in dossiers],
     }
     endpoints = {name: urls for name, urls in endpoints.items() if urls}
-    latency = {}
-    for name, urls in endpoints.items():
-        for i in range(min(requests, 25)):
-            get(urls[i % len(urls)])
-        samples = []
-        for i in range(requests):
-            url = urls[i % len(urls)]
-            begin = time.perf_counter()
-            get(url)
-            samples.append(time.perf_counter() - begin)
-        latency[name] = _percentiles(samples)
+    latency = {name: _percentiles(_samples(get, lambda i, urls=urls: urls[i % len(urls)], requests=requests))
+               for name, urls in endpoints.items()}
     plans = _plans(app, get, {name: urls[0] for name, urls in endpoints.items()})
     return {"counts": inbox["counts"], "latency_ms": latency, "plans": plans}
 
@@ -897,18 +902,13 @@ def _settled_month(now: datetime) -> Any:
 
 def _time_calls(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
     fn()  # warm-up: the first call pays for cold pages, not the query
-    samples = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - begin)
+    samples = [_timed(fn) for _ in range(repeats)]
     return {"median_s": round(statistics.median(samples), 3), "max_s": round(max(samples), 3)}
 
 
 def _measure_reports(app: Any, factory: sessionmaker[Session], *, requests: int) -> dict[str, Any]:
     """The province's monthly reports (engine call and API), then the auditor's searches."""
     from engine import reports
-    from scripts.seed import DEMO_PASSWORD
 
     now = clock.now()
     period = _settled_month(now)
@@ -920,16 +920,7 @@ def _measure_reports(app: Any, factory: sessionmaker[Session], *, requests: int)
                 return fn(session)
         return run
 
-    client = app.test_client()
-    login = client.post("/api/v1/auth/login", json={"username": "auditor", "password": DEMO_PASSWORD})
-    assert login.status_code == 200, login.get_json()
-    headers = {"Authorization": f"Bearer {login.get_json()['token']}"}
-
-    def get(url: str) -> Any:
-        response = client.get(url, headers=headers)
-        assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:300])
-        return response.get_json()
-
+    get = _api_get(app, "auditor")
     month = f"from={period.start.isoformat()}&to={period.end.isoformat()}"
     with transaction(factory) as session:
         largest = session.execute(select(Dossier.unit_id, func.count()).group_by(Dossier.unit_id)
@@ -978,14 +969,7 @@ def _measure_reports(app: Any, factory: sessionmaker[Session], *, requests: int)
     latency: dict[str, dict[str, float]] = {}
     everything: list[float] = []
     for name, query in searches.items():
-        for i in range(min(requests, 20)):
-            get(f"/api/v1/audit/dossiers?{query(i)}")
-        samples = []
-        for i in range(requests):
-            url = f"/api/v1/audit/dossiers?{query(i)}"
-            begin = time.perf_counter()
-            get(url)
-            samples.append(time.perf_counter() - begin)
+        samples = _samples(get, lambda i, query=query: f"/api/v1/audit/dossiers?{query(i)}", requests=requests)
         latency[name] = _percentiles(samples)
         everything += samples
     plans = _plans(app, get, {"report": f"/api/v1/reports/ontime?{month}",
