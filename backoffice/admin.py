@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from datetime import date
 from typing import Any
 
 from flask import Flask, abort, flash, redirect, request, url_for
@@ -207,6 +208,15 @@ class CalendarView(SecuredModelView):
     column_labels = {"day": _l("Day"), "kind": _l("Kind"), "name": _l("Name")}
     form_columns = ("day", "kind", "name")
     form_choices = {"kind": [("holiday", "holiday"), ("day_off", "day_off"), ("make_up_day", "make_up_day")]}
+
+    def get_one(self, id: str) -> Any:  # noqa: A002 - Flask-Admin's name
+        """The row of an edit, details or delete link: its key is the day (an ISO date in the URL,
+        which SQLite's Date type does not take as a string)."""
+        try:
+            day = date.fromisoformat(id)
+        except ValueError:
+            return None
+        return self.db_session.get(CalendarEntry, day)
 
     def after_model_change(self, form: Any, model: Any, is_created: bool) -> None:
         super().after_model_change(form, model, is_created)

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select, text
 
 from backoffice.auth import current_actor, issue_token, login_required
-from backoffice.errors import error_response, service_error
+from backoffice.errors import error_response, retry_after, service_error
 from backoffice.extensions import db, motcua
 from backoffice.openapi import openapi_document
 from engine import accounts, paperwork, queries, services
@@ -80,7 +80,8 @@ def login() -> ResponseReturnValue:
         user = accounts.authenticate(session, str(body["username"]), str(body["password"]))
     except accounts.LoginError as exc:
         session.commit()  # the failure counter and the audit event are kept
-        return error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized", exc.message)
+        return retry_after(error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized",
+                                          exc.message), exc.retry_after)
     from backoffice.api_citizens import citizen_needs_code, start_login_code
 
     if citizen_needs_code(user):
@@ -101,8 +102,8 @@ def login() -> ResponseReturnValue:
             accounts.verify_totp(session, user, str(otp))
         except accounts.LoginError as exc:
             session.commit()
-            return error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized",
-                                  exc.message, {"otp": ["wrong or already used code"]})
+            return retry_after(error_response(423 if exc.locked else 401, "locked" if exc.locked else "unauthorized",
+                                              exc.message, {"otp": ["wrong or already used code"]}), exc.retry_after)
     session.commit()
     return jsonify({"token": issue_token(user), "user": {"username": user.username, "roles": sorted(user.roles),
                                                          "unit_id": user.unit_id}})

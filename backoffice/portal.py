@@ -19,6 +19,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from backoffice.api_citizens import citizen_needs_code, phone_hint, send_code
+from backoffice.errors import retry_after
 from backoffice.extensions import db, motcua
 from backoffice.forms import form_fields, parse_form
 from backoffice.security import page_login_required, start_pending, start_session, web_actor
@@ -48,7 +49,8 @@ PARAMETRISED = [  # engine messages with numbers in them: (pattern, msgid with %
 def _refused(exc: ServiceError) -> ResponseReturnValue:
     """A refused read or action (another citizen's dossier, nothing due …): nothing changed."""
     db().rollback()
-    return render_template("error.html", status=exc.http_status, message=say(exc.message)), exc.http_status
+    return retry_after((render_template("error.html", status=exc.http_status, message=say(exc.message)),
+                        exc.http_status), getattr(exc, "retry_after", None))
 
 
 def say(message: str) -> str:
@@ -161,8 +163,8 @@ def login() -> ResponseReturnValue:
         user = accounts.authenticate(session_db, id_number, request.form.get("password", ""))
     except accounts.LoginError as exc:
         session_db.commit()  # the failure counter and the audit event are kept
-        return render_template("portal/login.html", next=next_url, errors={"_": [say(exc.message)]},
-                               id_number=id_number), 401
+        return retry_after((render_template("portal/login.html", next=next_url, errors={"_": [say(exc.message)]},
+                                            id_number=id_number), 401), exc.retry_after)
     if CITIZEN not in user.roles:
         session_db.commit()
         return render_template("portal/login.html", next=next_url, id_number=id_number,

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from backoffice.errors import error_response
+from backoffice.errors import error_response, retry_after
 from backoffice.extensions import db, motcua
 from backoffice.forms import decisions, form_fields, parse_form
 from backoffice.i18n import LOCALES
@@ -84,7 +84,8 @@ def login() -> ResponseReturnValue:
         session_db.commit()  # the failure counter and the audit event are kept
         message = _("Account locked after repeated failures. Try again in 15 minutes.") if exc.locked \
             else _("Wrong username or password.")
-        return render_template("login.html", next=next_url, error=message, username=username), 401
+        return retry_after((render_template("login.html", next=next_url, error=message, username=username), 401),
+                           exc.retry_after)
     session_db.commit()
     if user.roles == {Role.CITIZEN.value}:
         # Citizens log in through the portal, where the SMS code is asked.
@@ -112,8 +113,9 @@ def login_otp() -> ResponseReturnValue:
         session_db.commit()
         if exc.locked:
             end_session()
-            return render_template("login.html", error=_("Account locked after repeated failures. "
-                                                         "Try again in 15 minutes.")), 401
+            return retry_after((render_template("login.html", error=_("Account locked after repeated failures. "
+                                                                      "Try again in 15 minutes.")), 401),
+                               exc.retry_after)
         return render_template("otp.html", error=_("Wrong or already used code.")), 401
     session_db.commit()
     next_url = session.get("next")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,10 +23,22 @@ LOCKOUT = timedelta(minutes=15)
 class LoginError(Exception):
     """Wrong credentials or a locked account; the message never says which part was wrong."""
 
-    def __init__(self, message: str, *, locked: bool = False):
+    def __init__(self, message: str, *, locked: bool = False, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.locked = locked
+        self.retry_after = retry_after  # seconds until a locked account opens again (Retry-After)
+
+
+def seconds_until(moment: datetime, now: datetime) -> int:
+    """Whole seconds from ``now`` to ``moment`` (at least 1): the value of a Retry-After header."""
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def _locked(user: User, now: datetime) -> LoginError:
+    assert user.locked_until is not None
+    return LoginError("account locked after repeated failures; try again later", locked=True,
+                      retry_after=seconds_until(user.locked_until, now))
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
@@ -39,7 +52,7 @@ def authenticate(session: Session, username: str, password: str) -> User:
     if user.locked_until is not None and user.locked_until > now:
         record_event(session, action="login_refused", actor=user.username, actor_id=user.id,
                      data={"locked_until": user.locked_until.isoformat()})
-        raise LoginError("account locked after repeated failures; try again later", locked=True)
+        raise _locked(user, now)
     if not verify_password(user.password_hash, password):
         user.failed_logins += 1
         data: dict[str, Any] = {"failed_logins": user.failed_logins}
@@ -49,8 +62,14 @@ def authenticate(session: Session, username: str, password: str) -> User:
             data["locked_until"] = user.locked_until.isoformat()
         record_event(session, action="login_failed", actor=user.username, actor_id=user.id, data=data)
         session.flush()
-        raise LoginError("wrong username or password", locked="locked_until" in data)
-    user.failed_logins = 0
+        if "locked_until" in data:
+            raise LoginError("wrong username or password", locked=True,
+                             retry_after=seconds_until(now + LOCKOUT, now))
+        raise LoginError("wrong username or password")
+    if not totp_required(user):
+        # With a second factor to come the count goes on until that code is right (verify_totp):
+        # logging in again with the password must not give new guesses at the code.
+        user.failed_logins = 0
     user.locked_until = None
     record_event(session, action="logged_in", actor=user.username, actor_id=user.id)
     session.flush()
@@ -98,7 +117,7 @@ def verify_totp(session: Session, user: User, code: str) -> None:
         raise LoginError("second factor not enrolled")
     now = clock.now()
     if user.locked_until is not None and user.locked_until > now:
-        raise LoginError("account locked after repeated failures; try again later", locked=True)
+        raise _locked(user, now)
     step = _matching_step(user.totp_secret, code, at=now)
     if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
         user.failed_logins += 1
@@ -109,7 +128,9 @@ def verify_totp(session: Session, user: User, code: str) -> None:
             data["locked_until"] = user.locked_until.isoformat()
         record_event(session, action="login_failed", actor=user.username, actor_id=user.id, data=data)
         session.flush()
-        raise LoginError("wrong or already used code", locked="locked_until" in data)
+        if "locked_until" in data:
+            raise LoginError("wrong or already used code", locked=True, retry_after=seconds_until(now + LOCKOUT, now))
+        raise LoginError("wrong or already used code")
     user.totp_last_step = step
     user.failed_logins = 0
     record_event(session, action="second_factor_passed", actor=user.username, actor_id=user.id)

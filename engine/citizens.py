@@ -13,7 +13,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -66,8 +66,14 @@ OTP_PURPOSES = ("register", "login", "reset", "consent")
 
 
 class RateLimitedError(ServiceError):
+    """Too many codes asked for; ``retry_after``: seconds until one can be asked again (Retry-After)."""
+
     code = "rate_limited"
     http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int, fields: Mapping[str, Any] | None = None):
+        super().__init__(message, fields=fields)
+        self.retry_after = retry_after
 
 
 class OtpError(InvalidDataError):
@@ -196,21 +202,34 @@ def _code_matches(stored: str, code: str) -> bool:
     return hmac.compare_digest(stored, _hash_code(code.strip(), stored[:16]))
 
 
+def _retry_after(oldest: datetime | None, now: datetime) -> int:
+    """Seconds until the oldest code of an hourly window leaves it."""
+    if oldest is None:
+        return 3600
+    if oldest.tzinfo is None:  # stored in UTC (engine.models.UTCDateTime)
+        oldest = oldest.replace(tzinfo=UTC)
+    return accounts.seconds_until(oldest + timedelta(hours=1), now)
+
+
 def _check_phone_quota(session: Session, phone: str, now: datetime) -> None:
-    sent = session.scalar(select(func.coalesce(func.sum(OtpChallenge.sends), 0))
-                          .where(OtpChallenge.phone == phone, OtpChallenge.last_sent_at > now - timedelta(hours=1)))
+    window = OtpChallenge.phone == phone, OtpChallenge.last_sent_at > now - timedelta(hours=1)
+    sent = session.scalar(select(func.coalesce(func.sum(OtpChallenge.sends), 0)).where(*window))
     if int(sent or 0) >= OTP_PHONE_HOURLY:
+        oldest = session.scalar(select(func.min(OtpChallenge.last_sent_at)).where(*window))
         raise RateLimitedError("too many codes sent to this phone; try again in an hour",
+                               retry_after=_retry_after(oldest, now),
                                fields={"otp": ["too many codes sent to this phone; try again in an hour"]})
 
 
 def _check_ip_quota(session: Session, client_ip: str | None, now: datetime) -> None:
     if not client_ip:
         return
-    started = session.scalar(select(func.count()).select_from(OtpChallenge).where(
-        OtpChallenge.client_ip == client_ip, OtpChallenge.created_at > now - timedelta(hours=1)))
+    window = OtpChallenge.client_ip == client_ip, OtpChallenge.created_at > now - timedelta(hours=1)
+    started = session.scalar(select(func.count()).select_from(OtpChallenge).where(*window))
     if int(started or 0) >= OTP_IP_HOURLY:
+        oldest = session.scalar(select(func.min(OtpChallenge.created_at)).where(*window))
         raise RateLimitedError("too many requests from this address; try again in an hour",
+                               retry_after=_retry_after(oldest, now),
                                fields={"otp": ["too many requests from this address; try again in an hour"]})
 
 
@@ -253,9 +272,11 @@ def resend_otp(session: Session, user: User, purpose: str) -> tuple[OtpChallenge
     now = clock.now()
     if now - challenge.last_sent_at < OTP_RESEND_INTERVAL:
         raise RateLimitedError("wait a minute before asking for a new code",
+                               retry_after=accounts.seconds_until(challenge.last_sent_at + OTP_RESEND_INTERVAL, now),
                                fields={"otp": ["wait a minute before asking for a new code"]})
     if challenge.sends >= OTP_MAX_SENDS:
         raise RateLimitedError("the code was sent too many times; start again later",
+                               retry_after=accounts.seconds_until(challenge.expires_at, now),
                                fields={"otp": ["the code was sent too many times; start again later"]})
     _check_phone_quota(session, challenge.phone, now)
     code = f"{secrets.randbelow(10 ** 6):06d}"

@@ -9,10 +9,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - the known default production refuses
+# Database passwords an installer or a copied example leaves in place (README shows PASSWORD).
+DEFAULT_DATABASE_PASSWORDS = frozenset({"password", "postgres", "motcua", "changeme", "secret", "admin"})
 ENVIRONMENTS = ("development", "test", "production")
 WORKERS = ("embedded", "celery")
+
+
+def _sandbox_secret(name: str) -> str:
+    """The known HMAC key the sandbox of a provider uses (development and test only)."""
+    return f"sandbox-{name}-secret"
 
 
 class ConfigError(ValueError):
@@ -137,7 +145,7 @@ class Settings:
                 raise ConfigError("MOTCUA_FAULT_PAUSE_AFTER is a test-mode drill (MOTCUA_ENV=test only)")
             self.fault_pauses()
         if self.env == "production":
-            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+            if DEFAULT_SECRET in self.secret_key or len(self.secret_key) < 32:
                 raise ConfigError("production refuses the default or a short MOTCUA_SECRET_KEY (32+ chars)")
             if self.sandbox:
                 raise ConfigError("production refuses MOTCUA_SANDBOX=1: sandboxes play fake providers")
@@ -145,10 +153,19 @@ class Settings:
                 raise ConfigError("production needs PostgreSQL in MOTCUA_DATABASE_URL, not SQLite")
             if self.worker == "embedded":
                 raise ConfigError("production needs MOTCUA_WORKER=celery and a broker")
+            database = urlsplit(self.database_url)
+            # No password at all is fine (peer or certificate authentication); a guessable one is not.
+            if database.password is not None and database.password.lower() in {
+                    "", (database.username or "").lower(), *DEFAULT_DATABASE_PASSWORDS}:
+                raise ConfigError("production refuses a default database password in MOTCUA_DATABASE_URL")
             for name in ("payment", "postal", "sms", "portal"):
-                if getattr(self, f"{name}_url") and len(getattr(self, f"{name}_secret")) < 16:
+                secret = getattr(self, f"{name}_secret")
+                if getattr(self, f"{name}_url") and len(secret) < 16:
                     raise ConfigError(f"production needs MOTCUA_{name.upper()}_SECRET (16+ chars) to sign "
                                       f"and check {name} messages")
+                if secret == _sandbox_secret(name):
+                    raise ConfigError(f"production refuses the sandbox's MOTCUA_{name.upper()}_SECRET: "
+                                      "the key is public")
 
     def connector_secret(self, name: str) -> str | None:
         """The HMAC key of a provider's messages (payment, postal, sms). Only the sandbox (no
@@ -158,7 +175,7 @@ class Settings:
             return str(configured)
         if self.env == "production" or getattr(self, f"{name}_url"):
             return None  # a real provider always has its own key
-        return f"sandbox-{name}-secret"
+        return _sandbox_secret(name)
 
     def fault_pauses(self) -> dict[str, float]:
         """MOTCUA_FAULT_PAUSE_AFTER as {operation: seconds}."""

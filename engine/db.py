@@ -13,8 +13,13 @@ from engine.config import Settings
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:
-    """Create the SQLAlchemy engine for the configured URL, with per-backend tuning."""
+    """Create the SQLAlchemy engine for the configured URL, with per-backend tuning.
+
+    SQL parameters never reach the logs (MOTCUA_SQL_ECHO, a DEBUG logger) nor the text of database
+    errors: they carry SMS codes, second-factor secrets and personal data.
+    """
     url = settings.database_url
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(
