@@ -198,13 +198,21 @@ def record_postal_callback(session: Session, *, event_id: str, dossier_code: str
     events are recorded in the audit only; delivered and returned move the case."""
     from engine.services import record_postal_event
 
-    if session.scalar(select(CallbackReceipt).where(CallbackReceipt.provider == "postal",
-                                                    CallbackReceipt.event_id == event_id)) is not None:
+    def seen() -> bool:
+        return session.scalar(select(CallbackReceipt).where(CallbackReceipt.provider == "postal",
+                                                            CallbackReceipt.event_id == event_id)) is not None
+
+    if seen():
         return False
     if event not in ("picked_up", "in_transit", "delivered", "returned"):
         raise InvalidDataError(f"unknown postal event {event!r}",
                                fields={"event": ["picked_up, in_transit, delivered or returned"]})
-    dossier = get_dossier(session, dossier_code)
+    # Two copies of one callback at the same moment (the post retrying while the first is still in
+    # flight) both get past the check above: the dossier's row lock makes the second wait for the
+    # first and then see its receipt, instead of failing on the receipt's unique key (HTTP 500).
+    dossier = lock_dossier(session, get_dossier(session, dossier_code).id)
+    if seen():
+        return False
     session.add(CallbackReceipt(provider="postal", event_id=event_id, dossier_id=dossier.id, received_at=clock.now()))
     if event in ("delivered", "returned"):
         record_postal_event(session, dossier_code, actor=Actor("postal"), event=event, tracking=tracking)
