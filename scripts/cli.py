@@ -326,6 +326,20 @@ def _bench_settings(database_url: str | None, cases: int) -> Any:
     return settings
 
 
+@bench.command("seed")
+@click.option("--cases", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", "seed_", default=20261202, show_default=True, type=int, help="random seed")
+@click.option("--database-url", default=None, help="defaults to MOTCUA_DATABASE_URL; the cases are added there")
+def bench_seed(cases: int, seed_: int, database_url: str | None) -> None:
+    """Add N realistic cases to the database: copies of cases the engine ran, at every stage."""
+    from scripts.seedgen import run_seed
+
+    settings = _settings()
+    if database_url:
+        settings = settings.with_(database_url=database_url)
+    click.echo(json.dumps(run_seed(settings, cases=cases, seed=seed_), indent=2))
+
+
 @bench.command("inbox")
 @click.option("--cases", default=1_000_000, show_default=True, type=click.IntRange(min=100),
               help="synthetic dossiers in 60 communes")
