@@ -31,7 +31,7 @@ def tick() -> dict[str, Any]:
     ext = motcua()
     if ext.settings.is_test:
         jobs.follow_clock_offset(ext.factory)
-    fired = jobs.fire_timers(ext.factory)
+    fired = jobs.fire_timers(ext.factory, wait=ext.settings.worker_interval)
     calls = jobs.due_service_calls(ext.factory)
     for call_id in calls:
         run_service_call.delay(call_id)

@@ -25,6 +25,8 @@ from engine.services import PermanentServiceError, ServiceHandler
 log = logging.getLogger(__name__)
 
 Dispatcher = Callable[[Iterable[str]], None]
+# How long one pass fires timers before it lets the worker do other work (the next pass goes on).
+TIMER_SWEEP_SECONDS = 10.0
 _DISPATCH_KEY = "motcua_dispatch"
 
 
@@ -107,9 +109,35 @@ def pause_after(handler: ServiceHandler, pauses: Mapping[str, float]) -> Service
     return paused
 
 
-def fire_timers(factory: sessionmaker[Session], *, limit: int = 200) -> int:
-    with transaction(factory) as session:
-        return services.fire_due_timers(session, limit=limit)
+def fire_timers(factory: sessionmaker[Session], *, budget: float = TIMER_SWEEP_SECONDS, wait: float = 0.0) -> int:
+    """Fire due timers, one dossier per transaction, until none is due or ``budget`` seconds passed.
+
+    With ``wait``, a timer due within that many seconds is waited for instead of left to the next
+    pass (Celery's tick passes its interval: a deadline fires when it falls, not up to a tick
+    later). Safe to run in several workers at once (they share the due dossiers, see
+    :func:`services.fire_next_due_timers`); a crash loses at most the dossier being fired, whose
+    timer stays due and fires on the next pass.
+    """
+    fired = 0
+    seen: set[int] = set()
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        with transaction(factory) as session:
+            done = services.fire_next_due_timers(session)
+            upcoming = services.next_timer_due(session) if done is None and wait > 0 else None
+        if done is None:
+            if upcoming is None:
+                break
+            pause = (upcoming - clock.now()).total_seconds()
+            if not 0 < pause <= min(wait, deadline - time.monotonic()):
+                break  # due but held by another worker (it goes on with it), or not due soon
+            time.sleep(pause)
+            continue
+        if done[0] in seen:  # a timer that stays due: left to the next pass
+            break
+        seen.add(done[0])
+        fired += done[1]
+    return fired
 
 
 def due_service_calls(factory: sessionmaker[Session], *, limit: int = 100) -> list[str]:

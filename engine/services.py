@@ -1388,36 +1388,62 @@ def _deliver(
 
 
 def fire_due_timers(session: Session, *, now: datetime | None = None, limit: int = 200) -> int:
-    """Fire the timers due by the project clock; one dossier at a time under its row lock.
+    """Fire the timers due by the project clock, up to ``limit`` dossiers, in this transaction.
 
-    Safe to run from several workers at once: rows are taken with SKIP LOCKED on PostgreSQL, and a
-    timer that another worker already fired is simply gone when the dossier is re-read.
+    Workers use :func:`fire_next_due_timers` instead: one dossier per transaction.
     """
     now = now or clock.now()
     query = select(Timer.dossier_id).where(Timer.run_at <= now).order_by(Timer.run_at).limit(limit)
-    dossier_ids = list(dict.fromkeys(session.scalars(query).all()))
+    return sum(fire_dossier_timers(session, dossier_id, now=now)
+               for dossier_id in dict.fromkeys(session.scalars(query).all()))
+
+
+# How many of the earliest due timers a worker looks at to find a dossier no other worker holds.
+TIMER_CLAIM_WINDOW = 32
+
+
+def fire_next_due_timers(session: Session, *, now: datetime | None = None) -> tuple[int, int] | None:
+    """Fire the timers of the dossier with the earliest due timer that no other transaction holds.
+
+    Returns (dossier id, timers fired), or None when nothing is due (or every due dossier is busy). Several
+    workers run this at once, each committing after every dossier: on PostgreSQL the dossier row
+    is claimed with SKIP LOCKED, so a burst of deadlines (they fall at the same 17:00) is shared.
+    """
+    now = now or clock.now()
+    due = select(Timer.dossier_id).where(Timer.run_at <= now).order_by(Timer.run_at).limit(TIMER_CLAIM_WINDOW)
+    if session.get_bind().dialect.name != "postgresql":  # SQLite: one writer at a time anyway
+        dossier_id = session.scalar(due.limit(1))
+    else:
+        dossier_id = session.scalar(
+            select(Dossier.id).where(Dossier.id.in_(due.scalar_subquery())).order_by(Dossier.id).limit(1)
+            .with_for_update(skip_locked=True))
+    return None if dossier_id is None else (dossier_id, fire_dossier_timers(session, dossier_id, now=now))
+
+
+def next_timer_due(session: Session) -> datetime | None:
+    """The earliest moment a waiting timer is due (the far future of a paused clock included)."""
+    return session.scalar(select(func.min(Timer.run_at)))
+
+
+def fire_dossier_timers(session: Session, dossier_id: int, *, now: datetime) -> int:
+    """Fire one dossier's due timers under its row lock; 0 when another worker already did."""
     skip_locked = session.get_bind().dialect.name == "postgresql"
-    fired = 0
-    for dossier_id in dossier_ids:
-        # Only the dossier row is locked (the same lock order as every other step); a dossier
-        # busy in another transaction is skipped and picked up by the next pass.
-        dossier = session.scalar(
-            select(Dossier).where(Dossier.id == dossier_id)
-            .with_for_update(skip_locked=skip_locked)
-            .execution_options(populate_existing=True)
-        )
-        if dossier is None:
-            continue
-        due_rows = session.scalars(
-            select(Timer).where(Timer.dossier_id == dossier_id, Timer.run_at <= now)
-        ).all()
-        if not due_rows:
-            continue
-        wf = load_workflow(session, dossier)
-        completed = _run_engine(wf)  # each timer that fires is audited by _save_case
-        _save_case(session, dossier, wf, actor=SYSTEM_ACTOR, completed=completed)
-        fired += len(due_rows)
-    return fired
+    # Only the dossier row is locked (the same lock order as every other step); a dossier busy in
+    # another transaction is skipped and picked up by the next pass.
+    dossier = session.scalar(
+        select(Dossier).where(Dossier.id == dossier_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+    if dossier is None:
+        return 0
+    due_rows = session.scalars(select(Timer).where(Timer.dossier_id == dossier_id, Timer.run_at <= now)).all()
+    if not due_rows:
+        return 0
+    wf = load_workflow(session, dossier)
+    completed = _run_engine(wf)  # each timer that fires is audited by _save_case
+    _save_case(session, dossier, wf, actor=SYSTEM_ACTOR, completed=completed)
+    return len(due_rows)
 
 
 # --- service calls ----------------------------------------------------------------------------

@@ -340,6 +340,56 @@ def bench_seed(cases: int, seed_: int, database_url: str | None) -> None:
     click.echo(json.dumps(run_seed(settings, cases=cases, seed=seed_), indent=2))
 
 
+@bench.command("timers")
+@click.option("--timers", default=100_000, show_default=True, type=click.IntRange(min=100),
+              help="waiting deadline timers (two per generated open case)")
+@click.option("--burst", default=1_000, show_default=True, type=click.IntRange(min=0),
+              help="timers due at the same moment (deadlines fall at 17:00)")
+@click.option("--spread", default=2_000, show_default=True, type=click.IntRange(min=0),
+              help="timers due one after another over --spread-seconds after the burst")
+@click.option("--spread-seconds", default=120.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Celery worker processes")
+@click.option("--database-url", default=None,
+              help="PostgreSQL server for the scratch database; defaults to MOTCUA_DATABASE_URL")
+def bench_timers(timers: int, burst: int, spread: int, spread_seconds: float, concurrency: int,
+                 database_url: str | None) -> None:
+    """How late deadline timers fire with N waiting: a Celery worker and beat on PostgreSQL."""
+    from scripts.bench_live import run_timers_bench
+
+    _live_bench(run_timers_bench, database_url, timers=timers, burst=burst, spread=spread, spread_s=spread_seconds,
+                concurrency=concurrency)
+
+
+@bench.command("lifecycle")
+@click.option("--completions", default=3_000, show_default=True, type=click.IntRange(min=10),
+              help="task completions through the HTTP API")
+@click.option("--raw", default=1_000, show_default=True, type=click.IntRange(min=10),
+              help="completions through the case service in the benchmark's process")
+@click.option("--web-workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers")
+@click.option("--clients", default=8, show_default=True, type=click.IntRange(min=1), help="concurrent clients")
+@click.option("--database-url", default=None,
+              help="PostgreSQL server for the scratch database; defaults to MOTCUA_DATABASE_URL")
+def bench_lifecycle(completions: int, raw: int, web_workers: int, clients: int, database_url: str | None) -> None:
+    """Task completions per second through the API (gunicorn on PostgreSQL) and through the engine."""
+    from scripts.bench_live import run_lifecycle_bench
+
+    _live_bench(run_lifecycle_bench, database_url, completions=completions, raw=raw, web_workers=web_workers,
+                clients=clients)
+
+
+def _live_bench(run: Any, database_url: str | None, **options: Any) -> None:
+    """Run a benchmark with live processes on the configured (or given) PostgreSQL server; print its JSON."""
+    settings = _settings()
+    if database_url:
+        settings = settings.with_(database_url=database_url)
+    try:
+        result = run(settings, **options)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result, indent=2))
+
+
 @bench.command("inbox")
 @click.option("--cases", default=1_000_000, show_default=True, type=click.IntRange(min=100),
               help="synthetic dossiers in 60 communes")

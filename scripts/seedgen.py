@@ -203,7 +203,7 @@ def build_templates(factory: sessionmaker[Session], registry: Any, *, unit_code:
     definitions = {d.code: d.data for d in catalogue.load_definitions()}
     with transaction(factory) as session:
         codes = list(session.scalars(select(Procedure.code).where(Procedure.is_active).order_by(Procedure.code)))
-    start = clock.now().replace(microsecond=0) - timedelta(days=1)
+    start = clock.now().replace(microsecond=0)  # deadlines ahead: the templates wait for their timers
     templates = []
     saved = clock.offset()
     try:
@@ -427,6 +427,7 @@ def generate(engine: Engine, factory: sessionmaker[Session], templates: list[Tem
         spans = {p: _legal_span(legal[p]) for p in procedures}
     assert state["id"] == last_event, "the audit chain's head is not the last event: run on a quiet database"
     chain = _Chain(state["hash"], state["count"], last_event + 1)
+    first_id = next_dossier
     copiers = {key: _Copier(t, role_of, cal) for key, t in by_key.items()}
     pick = _stage_plan(rng)
     tables = {t.name: t for t in AuditEvent.metadata.sorted_tables if t.name in TABLES}
@@ -478,7 +479,7 @@ def generate(engine: Engine, factory: sessionmaker[Session], templates: list[Tem
                              "SELECT setval(pg_get_serial_sequence('audit_event', 'id'), "
                              "(SELECT max(id) FROM audit_event))"):
                 conn.execute(text(sequence))
-    return {"cases": cases, "seconds": round(time.perf_counter() - started, 1),
+    return {"cases": cases, "first_dossier_id": first_id, "seconds": round(time.perf_counter() - started, 1),
             "cases_per_s": round(cases / max(time.perf_counter() - started, 1e-9), 1),
             "stages": dict(sorted(stages.items())), "rows": counts}
 

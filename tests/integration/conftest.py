@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from backoffice.app import create_app
 from engine.config import Settings
 from engine.migrate import upgrade
+from scripts.bench_live import stop_group
 from tests.conftest import require_service
 
 PG_SERVER = os.environ.get("MOTCUA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -76,13 +77,8 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop_group(self.proc, timeout=15)
 
 
 class Consumer:
