@@ -143,7 +143,14 @@ def _summary(costs: list[float]) -> dict[str, Any]:
 def _setup(factory: Any) -> None:
     with transaction(factory) as session:
         services.seed_calendar(session)
-        session.add(Unit(code="bench", name="UBND xã Bench", agency_code="000.00.99.H99"))
+        unit = Unit(code="bench", name="UBND xã Bench", agency_code="000.00.99.H99")
+        session.add(unit)
+        session.flush()
+        # The leader signs the result (a certificate is made on first signing); it never logs in.
+        leader = User(username="leader.bench", full_name="Chủ tịch Bench", password_hash="!",  # noqa: S106
+                      unit_id=unit.id, title="Chủ tịch")
+        leader.role_rows = [UserRole(role=Role.LEADER.value)]
+        session.add(leader)
         session.flush()
         catalogue.sync_procedure(
             session, catalogue.load_definition(catalogue.default_processes_dir() / PROCEDURE),

@@ -135,3 +135,16 @@ def test_bench_inbox_refuses_a_million_cases_on_sqlite(runner):
     result = runner.invoke(main, ["bench", "inbox", "--database-url", "sqlite:///unused.db"])
     assert result.exit_code == 1
     assert "--database-url postgresql" in result.output
+
+
+def test_bench_engine_small_run_reports_the_finished_case_state(runner):
+    """A smoke run on SQLite: a case goes through every step to the end and its state is measured."""
+    result = runner.invoke(main, ["bench", "engine", "--passes", "6", "--database-url", "sqlite:///unused.db"],
+                           env={"MOTCUA_ENV": "test"})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["benchmark"] == "engine"
+    finished = report["finished_case_state"]
+    assert finished["user_and_service_tasks"] >= 9  # two receipts, two appraisals, two approvals, signing, hand-back
+    assert 0 < finished["stored_bytes"] < finished["json_bytes"]
+    assert report["persisted"]["steps"] == report["raw_in_memory"]["steps"] == 12
