@@ -36,7 +36,9 @@ def celery_init_app(app: Flask) -> Celery:
         task_soft_time_limit=settings.service_timeout,
         task_time_limit=settings.service_timeout + 30,
         beat_schedule={
-            "motcua-tick": {"task": "motcua.tick", "schedule": settings.worker_interval},
+            # A tick that waited in the queue longer than an interval is dropped: the next one does its work.
+            "motcua-tick": {"task": "motcua.tick", "schedule": settings.worker_interval,
+                            "options": {"expires": settings.worker_interval}},
             # Yesterday's payments against the provider's books, at 01:00 Vietnam time (18:00 UTC).
             "motcua-reconcile-payments": {"task": "motcua.reconcile_payments",
                                           "schedule": crontab(hour=18, minute=0)},

@@ -112,29 +112,35 @@ def pause_after(handler: ServiceHandler, pauses: Mapping[str, float]) -> Service
 def fire_timers(factory: sessionmaker[Session], *, budget: float = TIMER_SWEEP_SECONDS, wait: float = 0.0) -> int:
     """Fire due timers, one dossier per transaction, until none is due or ``budget`` seconds passed.
 
-    With ``wait``, a timer due within that many seconds is waited for instead of left to the next
-    pass (Celery's tick passes its interval: a deadline fires when it falls, not up to a tick
-    later). Safe to run in several workers at once (they share the due dossiers, see
-    :func:`services.fire_next_due_timers`); a crash loses at most the dossier being fired, whose
-    timer stays due and fires on the next pass.
+    With ``wait``, a timer falling within ``wait`` seconds of the start is waited for instead of
+    left to the next pass (Celery's tick passes its interval: a deadline fires when it falls, not
+    up to a tick later, and a tick holds its worker process no longer than until the next tick).
+    Safe to run in several workers at once (they share the due dossiers, see
+    :func:`services.fire_next_due_timers`). A dossier whose timers fail to fire is logged and left
+    for the next pass, after the others; a crash loses at most the dossier being fired, whose timer
+    stays due.
     """
     fired = 0
     seen: set[int] = set()
-    deadline = time.monotonic() + budget
+    started = time.monotonic()
+    deadline = started + budget
     while time.monotonic() < deadline:
-        with transaction(factory) as session:
-            done = services.fire_next_due_timers(session)
-            upcoming = services.next_timer_due(session) if done is None and wait > 0 else None
+        try:
+            with transaction(factory) as session:
+                done = services.fire_next_due_timers(session, exclude=seen)
+                upcoming = services.next_timer_due(session, exclude=seen) if done is None and wait > 0 else None
+        except services.TimerError as exc:
+            log.exception("%s; retried on the next pass", exc)
+            seen.add(exc.dossier_id)
+            continue
         if done is None:
             if upcoming is None:
                 break
             pause = (upcoming - clock.now()).total_seconds()
-            if not 0 < pause <= min(wait, deadline - time.monotonic()):
-                break  # due but held by another worker (it goes on with it), or not due soon
-            time.sleep(pause)
+            if not 0 <= pause <= started + wait - time.monotonic():
+                break  # not falling before the next pass
+            time.sleep(pause + 0.001)  # due once its moment has passed
             continue
-        if done[0] in seen:  # a timer that stays due: left to the next pass
-            break
         seen.add(done[0])
         fired += done[1]
     return fired

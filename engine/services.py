@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import time as _time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -1393,7 +1393,7 @@ def fire_due_timers(session: Session, *, now: datetime | None = None, limit: int
     Workers use :func:`fire_next_due_timers` instead: one dossier per transaction.
     """
     now = now or clock.now()
-    query = select(Timer.dossier_id).where(Timer.run_at <= now).order_by(Timer.run_at).limit(limit)
+    query = select(Timer.dossier_id).where(Timer.run_at < now).order_by(Timer.run_at).limit(limit)
     return sum(fire_dossier_timers(session, dossier_id, now=now)
                for dossier_id in dict.fromkeys(session.scalars(query).all()))
 
@@ -1402,31 +1402,55 @@ def fire_due_timers(session: Session, *, now: datetime | None = None, limit: int
 TIMER_CLAIM_WINDOW = 32
 
 
-def fire_next_due_timers(session: Session, *, now: datetime | None = None) -> tuple[int, int] | None:
-    """Fire the timers of the dossier with the earliest due timer that no other transaction holds.
+def fire_next_due_timers(
+    session: Session, *, now: datetime | None = None, exclude: Collection[int] = ()
+) -> tuple[int, int] | None:
+    """Fire the timers of the dossier with the earliest due timer that no other transaction holds
+    (dossiers in ``exclude`` are passed over: this pass already had them).
 
-    Returns (dossier id, timers fired), or None when nothing is due (or every due dossier is busy). Several
-    workers run this at once, each committing after every dossier: on PostgreSQL the dossier row
-    is claimed with SKIP LOCKED, so a burst of deadlines (they fall at the same 17:00) is shared.
+    Returns (dossier id, timers fired), or None when nothing is due (or every due dossier is busy).
+    Several workers run this at once, each committing after every dossier: on PostgreSQL the
+    dossier row is claimed with SKIP LOCKED, so a burst of deadlines (they fall at the same 17:00)
+    is shared. A timer is due once its moment has passed, as Spiff sees it.
     """
     now = now or clock.now()
-    due = select(Timer.dossier_id).where(Timer.run_at <= now).order_by(Timer.run_at).limit(TIMER_CLAIM_WINDOW)
+    due = select(Timer.dossier_id).where(Timer.run_at < now)
+    if exclude:
+        due = due.where(Timer.dossier_id.not_in(list(exclude)))
+    due = due.order_by(Timer.run_at).limit(TIMER_CLAIM_WINDOW)
     if session.get_bind().dialect.name != "postgresql":  # SQLite: one writer at a time anyway
         dossier_id = session.scalar(due.limit(1))
     else:
         dossier_id = session.scalar(
             select(Dossier.id).where(Dossier.id.in_(due.scalar_subquery())).order_by(Dossier.id).limit(1)
             .with_for_update(skip_locked=True))
-    return None if dossier_id is None else (dossier_id, fire_dossier_timers(session, dossier_id, now=now))
+    if dossier_id is None:
+        return None
+    try:
+        return dossier_id, fire_dossier_timers(session, dossier_id, now=now)
+    except Exception as exc:
+        raise TimerError(dossier_id) from exc
 
 
-def next_timer_due(session: Session) -> datetime | None:
+class TimerError(ServiceError):
+    """A dossier's due timers could not fire (the cause is chained); its transaction is rolled back."""
+
+    def __init__(self, dossier_id: int):
+        super().__init__(f"the timers of dossier {dossier_id} did not fire")
+        self.dossier_id = dossier_id
+
+
+def next_timer_due(session: Session, *, exclude: Collection[int] = ()) -> datetime | None:
     """The earliest moment a waiting timer is due (the far future of a paused clock included)."""
-    return session.scalar(select(func.min(Timer.run_at)))
+    query = select(func.min(Timer.run_at))
+    if exclude:
+        query = query.where(Timer.dossier_id.not_in(list(exclude)))
+    return session.scalar(query)
 
 
 def fire_dossier_timers(session: Session, dossier_id: int, *, now: datetime) -> int:
-    """Fire one dossier's due timers under its row lock; 0 when another worker already did."""
+    """Fire one dossier's due timers under its row lock; returns how many fired (0 when another
+    worker already did)."""
     skip_locked = session.get_bind().dialect.name == "postgresql"
     # Only the dossier row is locked (the same lock order as every other step); a dossier busy in
     # another transaction is skipped and picked up by the next pass.
@@ -1437,13 +1461,12 @@ def fire_dossier_timers(session: Session, dossier_id: int, *, now: datetime) -> 
     )
     if dossier is None:
         return 0
-    due_rows = session.scalars(select(Timer).where(Timer.dossier_id == dossier_id, Timer.run_at <= now)).all()
-    if not due_rows:
+    if session.scalar(select(Timer.id).where(Timer.dossier_id == dossier_id, Timer.run_at < now).limit(1)) is None:
         return 0
     wf = load_workflow(session, dossier)
     completed = _run_engine(wf)  # each timer that fires is audited by _save_case
     _save_case(session, dossier, wf, actor=SYSTEM_ACTOR, completed=completed)
-    return len(due_rows)
+    return sum(1 for task in completed if workflow.timer_due(task) is not None)
 
 
 # --- service calls ----------------------------------------------------------------------------

@@ -337,7 +337,11 @@ def bench_seed(cases: int, seed_: int, database_url: str | None) -> None:
     settings = _settings()
     if database_url:
         settings = settings.with_(database_url=database_url)
-    click.echo(json.dumps(run_seed(settings, cases=cases, seed=seed_), indent=2))
+    try:
+        result = run_seed(settings, cases=cases, seed=seed_)
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result, indent=2))
 
 
 @bench.command("timers")

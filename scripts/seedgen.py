@@ -25,9 +25,10 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, Engine, Table, delete, func, insert, select, text
+from sqlalchemy import JSON, Connection, Engine, Table, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import catalogue, clock, jobs, services
@@ -288,7 +289,7 @@ class _Copier:
         self.pattern = re.compile("|".join([UUID_RE, *map(re.escape, sorted(self.keys, key=len, reverse=True))]))
 
     def copy(self, *, dossier_id: int, code: str, unit: _UnitPlan, usernames: dict[int, str], received: datetime,
-             end: datetime, due: datetime, warning: datetime, rng: random.Random,
+             end: datetime, due: datetime, warning: datetime, rng: random.Random, ids: random.Random,
              chain: _Chain) -> tuple[dict[str, Any], ...]:
         t = self.t
         name, id_number, phone, _ = _applicant(rng)
@@ -299,7 +300,7 @@ class _Copier:
 
         def new_id(old: str) -> str:
             if old not in new_ids:
-                new_ids[old] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                new_ids[old] = str(uuid.UUID(int=ids.getrandbits(128), version=4))
             return new_ids[old]
 
         def swap(match: re.Match[str]) -> str:
@@ -360,7 +361,7 @@ class _Copier:
             event = {"at": place[row["at"]], "actor_id": actor_id,
                      "actor": usernames.get(actor_id, row["actor"]) if actor_id else row["actor"],
                      "action": row["action"], "dossier_id": dossier_id, "dossier_code": code,
-                     "task_id": new_ids.get(row["task_id"], row["task_id"]) if row["task_id"] else None,
+                     "task_id": new_id(row["task_id"]) if row["task_id"] else None,
                      "data": data}
             digest = event_hash(chain.prev, event)
             events.append({**event, "id": chain.next_id, "prev_hash": chain.prev, "hash": digest})
@@ -375,14 +376,43 @@ class _Copier:
 TABLES = ("dossier", "workflow_state", "task", "timer", "clock_pause", "audit_event")
 
 
-def _write(engine: Engine, tables: dict[str, Table], rows: dict[str, list[dict[str, Any]]]) -> None:
-    """COPY on PostgreSQL, executemany elsewhere; one transaction."""
+def _head(chain: _Chain) -> dict[str, Any]:
+    return {"hash": chain.prev, "count": chain.count, "id": chain.next_id - 1}
+
+
+def _advance(conn: Connection, *, before: dict[str, Any], chain: _Chain, counters: dict[tuple[int, Any], int]
+             ) -> None:
+    """After a chunk: the audit chain's head (refused if another writer moved it since ``before``),
+    the touched code counters and (PostgreSQL) the id sequences."""
+    current = conn.execute(select(Setting.value).where(Setting.key == HEAD_KEY).with_for_update()).scalar()
+    if (json.loads(current) if current else {"hash": GENESIS, "count": 0, "id": 0}) != before:
+        raise RuntimeError("the audit chain moved while the seed ran: it must run on a quiet database")
+    head = json.dumps(_head(chain))
+    if conn.execute(update(Setting).where(Setting.key == HEAD_KEY).values(value=head)).rowcount == 0:
+        conn.execute(insert(Setting).values(key=HEAD_KEY, value=head))
+    for unit_id, day in counters:
+        conn.execute(delete(DossierCodeCounter).where(DossierCodeCounter.unit_id == unit_id,
+                                                      DossierCodeCounter.day == day))
+    if counters:
+        conn.execute(insert(DossierCodeCounter), [{"unit_id": u, "day": d, "last": n}
+                                                  for (u, d), n in counters.items()])
+    if conn.dialect.name == "postgresql":
+        for sequence in ("SELECT setval(pg_get_serial_sequence('dossier', 'id'), (SELECT max(id) FROM dossier))",
+                         "SELECT setval(pg_get_serial_sequence('audit_event', 'id'), "
+                         "(SELECT max(id) FROM audit_event))"):
+            conn.execute(text(sequence))
+
+
+def _write(engine: Engine, tables: dict[str, Table], rows: dict[str, list[dict[str, Any]]],
+           *, after: Callable[[Connection], None]) -> None:
+    """COPY on PostgreSQL, executemany elsewhere; then ``after``; one transaction."""
     with engine.begin() as conn:
         if engine.dialect.name != "postgresql":
             for name in TABLES:
                 if rows[name]:
                     conn.execute(insert(tables[name]), [{k: v for k, v in r.items() if v is not None or k != "id"}
                                                         for r in rows[name]])
+            after(conn)
             return
         conn.execute(text("SET LOCAL synchronous_commit = off"))
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -393,6 +423,7 @@ def _write(engine: Engine, tables: dict[str, Table], rows: dict[str, list[dict[s
             with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
                 for r in rows[name]:
                     copy.write_row([json.dumps(r[c], ensure_ascii=False) if c in as_json else r[c] for c in columns])
+        after(conn)
 
 
 def _stage_plan(rng: random.Random) -> Callable[[], str]:
@@ -425,17 +456,25 @@ def generate(engine: Engine, factory: sessionmaker[Session], templates: list[Tem
         legal = {p.id: p for p in session.scalars(select(Procedure))}
         terms = {t.procedure_id: t.dossier["terms"] for t in templates}
         spans = {p: _legal_span(legal[p]) for p in procedures}
-    assert state["id"] == last_event, "the audit chain's head is not the last event: run on a quiet database"
+    if state["id"] != last_event:
+        raise RuntimeError("the audit chain's head is not its last event: the seed must run on a quiet database")
+    missing = sorted({(p, s) for p in procedures for s in STAGE_WEIGHTS} - set(by_key))
+    if missing:
+        raise ValueError(f"no template for {missing[:5]}")
     chain = _Chain(state["hash"], state["count"], last_event + 1)
     first_id = next_dossier
     copiers = {key: _Copier(t, role_of, cal) for key, t in by_key.items()}
     pick = _stage_plan(rng)
+    # Task and timer ids are unique across runs (the made-up data repeats with the seed).
+    ids = random.Random(seed * 1_000_003 + first_id)  # noqa: S311 - not secrets
     tables = {t.name: t for t in AuditEvent.metadata.sorted_tables if t.name in TABLES}
     counts = dict.fromkeys(TABLES, 0)
     stages: dict[str, int] = {}
+    touched: set[tuple[int, Any]] = set()
     started = time.perf_counter()
     for chunk in _chunks(cases):
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+        before = _head(chain)
         for k in chunk:
             where = stage(k) if stage else pick()
             procedure = procedures[rng.randrange(len(procedures))]
@@ -458,27 +497,19 @@ def generate(engine: Engine, factory: sessionmaker[Session], templates: list[Tem
             code = f"{unit.agency_code}-{day:%y%m%d}-{number:04d}"
             copied = copiers[(procedure, where)].copy(
                 dossier_id=next_dossier, code=code, unit=unit, usernames=usernames, received=received, end=end,
-                due=due, warning=warning, rng=rng, chain=chain)
+                due=due, warning=warning, rng=rng, ids=ids, chain=chain)
             for name, part in zip(TABLES, copied, strict=True):
                 rows[name] += part
             stages[where] = stages.get(where, 0) + 1
+            touched.add((unit.id, day))
             next_dossier += 1
-        _write(engine, tables, rows)
+        # The chain's head, the code counters and the id sequences move with each chunk, in its
+        # transaction: a run stopped half-way leaves a consistent database.
+        _write(engine, tables, rows, after=partial(_advance, before=before, chain=chain,
+                                                   counters={k: counters[k] for k in touched}))
+        touched.clear()
         for name in TABLES:
             counts[name] += len(rows[name])
-    with transaction(factory) as session:
-        head = session.get(Setting, HEAD_KEY) or Setting(key=HEAD_KEY, value="")
-        head.value = json.dumps({"hash": chain.prev, "count": chain.count, "id": chain.next_id - 1})
-        session.add(head)
-        session.execute(delete(DossierCodeCounter))
-        session.execute(insert(DossierCodeCounter), [{"unit_id": u, "day": d, "last": n}
-                                                     for (u, d), n in counters.items()])
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            for sequence in ("SELECT setval(pg_get_serial_sequence('dossier', 'id'), (SELECT max(id) FROM dossier))",
-                             "SELECT setval(pg_get_serial_sequence('audit_event', 'id'), "
-                             "(SELECT max(id) FROM audit_event))"):
-                conn.execute(text(sequence))
     return {"cases": cases, "first_dossier_id": first_id, "seconds": round(time.perf_counter() - started, 1),
             "cases_per_s": round(cases / max(time.perf_counter() - started, 1e-9), 1),
             "stages": dict(sorted(stages.items())), "rows": counts}
@@ -511,6 +542,8 @@ def run_seed(settings: Any, *, cases: int, seed: int = 20261202) -> dict[str, An
     from engine.migrate import upgrade
     from scripts.seed import seed_demo
 
+    if settings.env == "production":
+        raise ValueError("bench seed writes made-up cases: refused with MOTCUA_ENV=production")
     upgrade(settings)
     engine = make_engine(settings)
     factory = make_session_factory(engine)

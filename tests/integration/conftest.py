@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -135,6 +137,13 @@ def worker_factory(celery_settings: Settings, tmp_path: Path) -> Iterator[Callab
     yield make
     for worker in workers:
         worker.stop()
+
+
+def save_drill(name: str, facts: dict[str, Any]) -> None:
+    """A drill's counts, for the closing notes: test-artifacts/drills/<name>.json."""
+    folder = ROOT / "test-artifacts" / "drills"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:

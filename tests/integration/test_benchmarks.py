@@ -21,17 +21,18 @@ def settings(pg_settings: Settings, broker_url: str) -> Settings:
 
 def test_timers_bench_fires_every_timer_due_during_the_run(settings):
     report = run_timers_bench(settings, timers=400, burst=30, spread=30, spread_s=5.0)
-    assert report["waiting_timers"] >= 400
+    assert report["waiting_timers_of_generated_cases"] == 400  # both deadline timers of 200 open cases
     assert report["due_during_run"] == 60
-    assert report["fired"] == 60
-    assert len(report["burst_lateness_s"]) == len(report["spread_lateness_s"]) == 5
-    assert 0 <= report["lateness_s"]["p50"] <= report["lateness_s"]["p99"] <= report["lateness_s"]["max"] < 120
-    assert report["goals"]["ok"] == (report["lateness_s"]["p99"] <= 5.0)
+    assert report["burst"]["timers"] == report["burst"]["fired"] == 30
+    assert report["spread"]["timers"] == report["spread"]["fired"] == 30
+    assert report["fired"] == 60  # each once: the run stops when every due timer fired
+    lateness = report["lateness_s"]
+    assert 0 <= lateness["min"] <= lateness["p50"] <= lateness["p99"] <= lateness["max"]  # none fired early
 
 
 def test_lifecycle_bench_completes_every_task_through_gunicorn_and_the_engine(settings):
     report = run_lifecycle_bench(settings, completions=40, raw=10, clients=4)
-    assert report["api"]["statuses"] == {"200": 40}
+    assert report["api"]["statuses"] == {"200": 40}  # no client error, no conflict, no 5xx
     assert report["api"]["completions_per_s"] > 0
     assert report["engine_in_process"]["completions"] == 10
     assert report["audit_chain"]["ok"] is True

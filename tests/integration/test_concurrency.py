@@ -14,7 +14,7 @@ from engine import services
 from engine.db import make_engine, make_session_factory, transaction
 from engine.models import AuditEvent, Task
 from tests.factories import create_unit, install_procedure, open_task, submit
-from tests.integration.test_drills import _save
+from tests.integration.conftest import save_drill
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_two_concurrent_completions_one_wins_one_conflicts(factory):
                        "rounds_decision_is_the_winners": wins[:1] == [decision],
                        "rounds_next_step_right": list(open_steps) == expected_next,
                        f"won_with_{wins[0] if len(wins) == 1 else 'none'}": 1})
-    _save("concurrent_completion", {"rounds": rounds, **dict(sorted(counts.items()))})
+    save_drill("concurrent_completion", {"rounds": rounds, **dict(sorted(counts.items()))})
     assert counts["rounds_one_winner_one_conflict"] == rounds, counts
     assert counts["won"] == counts["conflicted"] == rounds
     assert counts["other_errors"] == 0

@@ -11,7 +11,6 @@ The counts are written to test-artifacts/drills/*.json for the closing notes.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -30,11 +29,10 @@ from engine.db import transaction
 from engine.models import AuditEvent, CallbackReceipt, Dossier, Procedure, SandboxRecord, ServiceCall, Unit
 from tests.conftest import IN_CI, service_available
 from tests.factories import FIXTURES, create_unit, install_bpmn, submit
-from tests.integration.conftest import ROOT, Consumer, wait_for
+from tests.integration.conftest import Consumer, save_drill, wait_for
 
 pytestmark = pytest.mark.integration
 PROCEDURE = "interagency_roundtrip"
-ARTIFACTS = ROOT / "test-artifacts" / "drills"
 
 
 @pytest.fixture
@@ -108,11 +106,6 @@ def _drained(settings: Any) -> bool:
     return all(_depth(settings, q) == 0 for q in (names.replies, names.wait, names.agency_queue("police")))
 
 
-def _save(name: str, facts: dict[str, Any]) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
-
-
 def test_worker_killed_after_publishing_sends_again_and_the_case_takes_the_answer_once(
         setup, celery_settings, worker_factory, agencies):
     factory, unit_code = setup
@@ -139,7 +132,7 @@ def test_worker_killed_after_publishing_sends_again_and_the_case_takes_the_answe
              what="the case to finish after the restart")
     wait_for(lambda: _drained(celery_settings), timeout=90, what="every queue to drain")
     after = _tally(factory, [dossier_id])
-    _save("worker_killed_after_publish", after)
+    save_drill("worker_killed_after_publish", after)
     assert after["requests_sent"] == 1
     assert after["send_attempts"] == 2  # taken again when the dead worker's lease ran out
     assert after["requests_received"] == 1  # one request for the agency …
@@ -226,7 +219,7 @@ def test_rabbitmq_restarted_during_200_cases_loses_no_message(
              what=f"all {total} cases to finish after the restart")
     wait_for(lambda: _drained(celery_settings), timeout=120, what="every queue to drain")
     facts = _tally(factory, dossier_ids)
-    _save("rabbitmq_restart_200_cases", {**facts, "at_restart": at_restart, "broker_restart_seconds": outage})
+    save_drill("rabbitmq_restart_200_cases", {**facts, "at_restart": at_restart, "broker_restart_seconds": outage})
     assert at_restart["requests_waiting_in_broker"] >= 5  # the restart hit messages held by the broker
     assert facts["finished"] == total
     assert facts["requests_sent"] == total  # every request confirmed by the broker …

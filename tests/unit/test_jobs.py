@@ -6,14 +6,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connectors import build_registry
-from engine import clock, jobs
+from engine import clock, jobs, services
 from engine.config import Settings
 from engine.db import make_engine, make_session_factory, transaction
 from engine.migrate import upgrade
-from engine.models import Dossier, SandboxRecord, ServiceCall
+from engine.models import AuditEvent, Dossier, SandboxRecord, ServiceCall, Timer
 from tests.factories import FIXTURES, complete, create_unit, install_bpmn, submit
 
 
@@ -109,3 +109,76 @@ def test_a_fault_drill_pauses_only_the_named_operation_after_it_returned(monkeyp
     assert slept == []
     assert paused("interagency.send", {}, "k2") == {"ok": "interagency.send"}
     assert (calls, slept) == (["sms.send", "interagency.send"], [4.0])
+
+
+def _waiting_cases(factory, moments: list) -> list[int]:
+    """Cases of the service_timer fixture waiting for their timer at each of ``moments``."""
+    registry = build_registry(Settings(env="test"), factory)
+    ids = []
+    with transaction(factory) as session:
+        install_bpmn(session, "service_timer", (FIXTURES / "service_timer.bpmn").read_text())
+        unit = create_unit(session)
+    for moment in moments:
+        with transaction(factory) as session:
+            dossier_id = submit(session, unit, procedure="service_timer").id
+            complete(session, dossier_id, "review", {"effect_seconds": 0, "wait_until": moment.isoformat()})
+        ids.append(dossier_id)
+    jobs.drain(factory, registry, lease=timedelta(seconds=30))  # the effect calls; the timers still wait
+    with transaction(factory) as session:
+        assert session.scalar(select(func.count()).select_from(Timer).where(Timer.dossier_id.in_(ids))) == len(ids)
+    return ids
+
+
+def _fired(factory, ids: list[int]) -> list[int]:
+    with transaction(factory) as session:
+        return sorted(session.scalars(select(AuditEvent.dossier_id).where(
+            AuditEvent.action == "timer_fired", AuditEvent.dossier_id.in_(ids))))
+
+
+def test_a_timer_is_due_once_its_moment_has_passed(factory):
+    moment = clock.now().replace(microsecond=0) + timedelta(hours=1)
+    [dossier_id] = _waiting_cases(factory, [moment])
+    clock.freeze(moment)
+    assert jobs.fire_timers(factory) == 0  # at the moment itself Spiff does not fire it yet
+    clock.freeze(moment + timedelta(milliseconds=1))
+    assert jobs.fire_timers(factory) == 1
+    assert _fired(factory, [dossier_id]) == [dossier_id]
+    assert jobs.fire_timers(factory) == 0  # fired once
+
+
+def test_a_timer_that_stays_due_or_fails_does_not_hold_up_the_others(factory, monkeypatch, caplog):
+    moment = clock.now().replace(microsecond=0) + timedelta(hours=1)
+    stuck, failing, *others = _waiting_cases(factory, [moment - timedelta(minutes=5 - i) for i in range(5)])
+    with transaction(factory) as session:
+        # a timer row the workflow does not wait for (Spiff never fires it) is the earliest due …
+        session.add(Timer(id="00000000-0000-4000-8000-000000000000", dossier_id=stuck, name="stale",
+                          run_at=moment - timedelta(minutes=10)))
+    load = services.load_workflow
+
+    def broken(session, dossier):  # … and the next one's engine step fails
+        if dossier.id == failing:
+            raise RuntimeError("script error")
+        return load(session, dossier)
+
+    monkeypatch.setattr(services, "load_workflow", broken)
+    clock.freeze(moment + timedelta(seconds=1))
+    assert jobs.fire_timers(factory) == 1 + len(others)  # the stuck case's own timer, and the others'
+    assert _fired(factory, [stuck, failing, *others]) == sorted([stuck, *others])
+    assert "did not fire" in caplog.text
+    with transaction(factory) as session:  # the row Spiff does not know was dropped when its case was saved
+        assert session.get(Timer, "00000000-0000-4000-8000-000000000000") is None
+    monkeypatch.setattr(services, "load_workflow", load)
+    assert jobs.fire_timers(factory) == 1  # the failed one on the next pass
+    assert _fired(factory, [failing]) == [failing]
+
+
+def test_a_pass_waits_for_a_timer_falling_before_the_next_pass(factory):
+    soon = clock.now() + timedelta(seconds=0.4)
+    [dossier_id] = _waiting_cases(factory, [soon + timedelta(seconds=0.6)])
+    clock.set_now(soon)  # the clock runs: the timer falls 0.6 s from now
+    assert jobs.fire_timers(factory) == 0  # without waiting it is left to the next pass
+    started = time.monotonic()
+    assert jobs.fire_timers(factory, wait=2.0) == 1
+    assert time.monotonic() - started < 2.0
+    assert clock.now() > soon + timedelta(seconds=0.6)
+    assert _fired(factory, [dossier_id]) == [dossier_id]

@@ -23,7 +23,7 @@ from engine.migrate import upgrade
 from engine.models import AuditEvent, Dossier, Task, TaskState, Timer, Unit, User, WorkflowState
 from scripts.cli import main
 from scripts.seed import seed_demo
-from scripts.seedgen import OPEN_STAGES, STAGE_WEIGHTS, build_templates, generate
+from scripts.seedgen import OPEN_STAGES, STAGE_WEIGHTS, build_templates, generate, run_seed
 
 CASES = 240
 
@@ -111,6 +111,15 @@ def test_open_copies_tasks_and_timers_are_the_workflows_own(seeded):
             timers = {row.id: row.run_at
                       for row in session.scalars(select(Timer).where(Timer.dossier_id == dossier.id))}
             assert timers == {task_id: due for task_id, _name, due in workflow.waiting_timers(wf)}, dossier.code
+            # The copy's own deadlines, from the working-day calendar and its receipt (a paused
+            # clock's timers wait for the far future).
+            cal = services.calendar_for(session)
+            due = services.legal_due(cal, services.dossier_terms(dossier), dossier.received_at)
+            if dossier.status == "supplement_requested":
+                assert set(timers.values()) == {services.PAUSED_UNTIL}, dossier.code
+            else:
+                assert dossier.due_at == due, dossier.code
+                assert set(timers.values()) == {due, services.warning_for(cal, due, dossier.received_at)}, dossier.code
             raw = zlib.decompress(state.state).decode()
             assert dossier.code in raw, dossier.code
             assert not any(code in raw for code in template_codes), dossier.code
@@ -191,3 +200,22 @@ def test_bench_seed_command_adds_cases_to_the_configured_database(tmp_path):
             assert session.scalar(select(func.count()).select_from(Unit)) == 60
     finally:
         engine.dispose()
+
+
+def test_a_second_run_adds_more_copies_with_new_ids(seeded):
+    factory = seeded["factory"]
+    engine = factory.kw["bind"]
+    report = generate(engine, factory, seeded["templates"], cases=12, seed=7, units=8)  # the same seed again
+    assert report["cases"] == 12
+    with transaction(factory) as session:
+        assert verify_chain(session).ok
+        codes = session.scalars(select(Dossier.code)).all()
+        assert len(codes) == len(set(codes))
+
+
+def test_seed_is_refused_in_production():
+    settings = Settings.from_env({}, database_url="postgresql+psycopg://postgres@127.0.0.1:5432/none",
+                                 env="production", secret_key="x" * 40, worker="celery",
+                                 broker_url="amqp://u:p@127.0.0.1:5672//", sandbox=False)
+    with pytest.raises(ValueError, match="refused"):
+        run_seed(settings, cases=1)
