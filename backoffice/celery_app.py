@@ -7,8 +7,14 @@ from typing import Any
 from celery import Celery, Task
 from celery.schedules import crontab
 from flask import Flask
+from kombu import Exchange, Queue
 
 from backoffice.extensions import motcua
+
+
+def timer_queue(queue: str) -> str:
+    """The queue of the beat's tick, beside the deployment's work queue."""
+    return f"{queue}.ticks"
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -20,9 +26,15 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery = Celery(app.name, task_cls=FlaskTask)
+    # The tick (timers and the service-call sweep) has a queue of its own: a deadline must not wait
+    # behind a backlog of service calls (say, the SMS of a burst of warnings). Workers take both.
+    work, ticks = settings.queue, timer_queue(settings.queue)
     celery.conf.update(
         broker_url=settings.broker_url,
-        task_default_queue=settings.queue,
+        task_default_queue=work,
+        task_queues=(Queue(work, Exchange(work, type="direct"), routing_key=work),
+                     Queue(ticks, Exchange(ticks, type="direct"), routing_key=ticks)),
+        task_routes={"motcua.tick": {"queue": ticks, "routing_key": ticks}},
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

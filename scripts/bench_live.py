@@ -105,11 +105,14 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
 def _delete_queue(settings: Settings) -> None:
     import pika
 
+    from backoffice.celery_app import timer_queue
     from connectors.interagency import pika_url
 
     connection = pika.BlockingConnection(pika.URLParameters(pika_url(settings.broker_url)))
     try:
-        connection.channel().queue_delete(settings.queue)
+        channel = connection.channel()
+        for queue in (settings.queue, timer_queue(settings.queue)):
+            channel.queue_delete(queue)
     finally:
         connection.close()
 
