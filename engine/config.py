@@ -194,3 +194,9 @@ class Settings:
     @property
     def is_test(self) -> bool:
         return self.env == "test"
+
+
+def child_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a child process of ours (a benchmark's worker or web server): this
+    process's environment without its ``MOTCUA_`` settings, plus ``settings``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}, **settings}

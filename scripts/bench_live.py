@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import clock, jobs
-from engine.config import Settings
+from engine.config import Settings, child_environment
 from engine.db import make_engine, make_session_factory, transaction
 from engine.models import AuditEvent, Timer
 from scripts.bench import _analyze, _percentiles, scratch_database
@@ -71,10 +71,10 @@ def _province(settings: Settings, *, cases: int, seed: int, stage: Callable[[int
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")},
-            "MOTCUA_ENV": "test", "MOTCUA_DATABASE_URL": settings.database_url,
-            "MOTCUA_BROKER_URL": settings.broker_url, "MOTCUA_WORKER": "celery", "MOTCUA_QUEUE": settings.queue,
-            "MOTCUA_SANDBOX": "1", **extra}
+    return child_environment({
+        "MOTCUA_ENV": "test", "MOTCUA_DATABASE_URL": settings.database_url,
+        "MOTCUA_BROKER_URL": settings.broker_url, "MOTCUA_WORKER": "celery", "MOTCUA_QUEUE": settings.queue,
+        "MOTCUA_SANDBOX": "1", **extra})
 
 
 class _Process:
