@@ -799,7 +799,7 @@ def _analyze(engine: Engine) -> None:
     """Fresh statistics, and on PostgreSQL a vacuumed visibility map, as a settled database has."""
     if _is_postgres(engine):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for table in ("dossier", "task", "audit_event", "clock_pause"):
+            for table in ("dossier", "task", "audit_event", "clock_pause", "timer", "workflow_state"):
                 conn.execute(text(f"VACUUM (ANALYZE) {table}"))
             conn.execute(text("ANALYZE"))
         return

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,9 +61,6 @@ def _province(settings: Settings, *, cases: int, seed: int, stage: Callable[[int
                                          deadlines=deadlines)
             mark = time.perf_counter()
             _analyze(engine)
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                for table in ("timer", "workflow_state"):
-                    conn.execute(text(f"VACUUM (ANALYZE) {table}"))
             load["analyze_s"] = round(time.perf_counter() - mark, 1)
             yield scratch, engine, factory, load
         finally:
@@ -298,15 +295,15 @@ def _work_items(factory: sessionmaker[Session], first: int, app: Any) -> list[di
         officers = {(unit_id, role): user_id for user_id, unit_id, role in session.execute(
             select(User.id, User.unit_id, UserRole.role).join(UserRole, UserRole.user_id == User.id)
             .where(User.unit_id.is_not(None)))}
-        tasks = session.scalars(select(Task).where(Task.dossier_id >= first, Task.kind == "user",
-                                                   Task.state == TaskState.READY.value).order_by(Task.dossier_id)).all()
+        tasks = session.execute(select(Task, Dossier.procedure_id).join(Dossier, Dossier.id == Task.dossier_id)
+                                .where(Task.dossier_id >= first, Task.kind == "user",
+                                       Task.state == TaskState.READY.value).order_by(Task.dossier_id)).all()
         users = {u.id: u for u in session.scalars(select(User))}
         with app.app_context():
-            for task in tasks:
+            for task, procedure in tasks:
                 user_id = task.assignee_id or officers[(task.unit_id, task.role)]
                 if user_id not in tokens:
                     tokens[user_id] = issue_token(users[user_id])
-                procedure = session.scalar(select(Dossier.procedure_id).where(Dossier.id == task.dossier_id))
                 key = (procedure, task.spec_name)
                 if key not in data_of:
                     data_of[key] = _step_data(factory, task.dossier_id, task)

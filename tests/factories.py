@@ -207,3 +207,75 @@ class Provider:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+DEMO_PROCEDURE = "marital_status_confirmation"
+COUNTER_APPLICANT = {"type": "individual", "full_name": "Phạm Thị Dung", "phone": "0903334444"}
+COUNTER_FORM = {"purpose": "Kết hôn", "residence": "Thôn Đông, xã An Hòa Thịnh"}
+
+
+def demo_app(tmp_path_factory: Any, name: str, *, certificates: bool = False, **overrides: Any) -> Any:
+    """A back-office app on a fresh SQLite database with the demo accounts (and, asked, the leaders'
+    certificates) and the marital status procedure; a generator for module fixtures: ``yield from``."""
+    from backoffice.app import create_app
+    from engine.config import Settings
+    from engine.db import transaction
+    from engine.migrate import upgrade
+    from scripts.seed import _seed_accounts, _seed_certificates
+
+    path = tmp_path_factory.mktemp(name) / f"{name}.db"
+    settings = Settings.from_env({}, env="test", database_url=f"sqlite:///{path}", **overrides)
+    upgrade(settings)
+    application = create_app(settings)
+    with transaction(application.extensions["motcua"].factory) as session:
+        _seed_accounts(session)
+        if certificates:
+            _seed_certificates(session, settings.secret_key)
+        catalogue.sync_procedure(session, catalogue.load_definition(catalogue.default_processes_dir() / DEMO_PROCEDURE),
+                                 actor=services.SYSTEM_ACTOR)
+    yield application
+    application.extensions["motcua"].engine.dispose()
+
+
+def counter_case(app: Any) -> tuple[str, str | None]:
+    """An Hòa Thịnh's counter dossier of the demo procedure, its first service calls done: (code,
+    the id of its open task)."""
+    from datetime import timedelta
+
+    from engine import jobs
+    from engine.db import transaction
+    from engine.models import Dossier
+
+    factory = app.extensions["motcua"].factory
+    with transaction(factory) as session:
+        code = services.submit_dossier(session, procedure_code=DEMO_PROCEDURE, unit_code="anhoathinh",
+                                       form=COUNTER_FORM, channel="counter", actor=services.SYSTEM_ACTOR,
+                                       applicant=COUNTER_APPLICANT).code
+    jobs.drain(factory, app.extensions["motcua"].registry, lease=timedelta(seconds=30))
+    with transaction(factory) as session:
+        dossier_id = session.scalar(select(Dossier.id).where(Dossier.code == code))
+        return code, session.scalar(select(Task.id).where(Task.dossier_id == dossier_id, Task.state == "ready"))
+
+
+def csrf_of(client: Any, path: str = "/login") -> str:
+    """The CSRF token of the page form at ``path`` for this browser session."""
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, f"no form token on {path}"
+    return found.group(1)
+
+
+def page_login(app: Any, username: str, client: Any = None) -> Any:
+    """A browser session of a demo officer, designer, auditor or admin (leaders pass their TOTP code)."""
+    from scripts.seed import DEMO_PASSWORD
+
+    client = client or app.test_client()
+    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
+                                           "csrf_token": csrf_of(client)})
+    if response.headers.get("Location", "").endswith("/login/otp"):
+        code = api_login_body(app, username, DEMO_PASSWORD)["otp"]  # a fresh code for the page login
+        response = client.post("/login/otp", data={"otp": code, "csrf_token": csrf_of(client, "/login/otp")})
+    assert response.status_code == 302, (username, response.status_code, response.get_data(as_text=True)[:300])
+    return client

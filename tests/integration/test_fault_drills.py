@@ -48,7 +48,7 @@ from engine.models import (
     Unit,
 )
 from engine.services import Actor
-from tests.factories import complete, create_unit, create_user, install_bpmn, submit
+from tests.factories import FIXTURES, complete, create_unit, create_user, install_bpmn, submit
 from tests.integration.conftest import WorkerProcess, save_drill, wait_for
 from tests.integration.test_celery_worker import factory  # noqa: F401 - the service_timer procedure
 
@@ -276,91 +276,10 @@ def test_database_connections_terminated_while_a_worker_works_every_case_finishe
 # --- 3. provider callbacks twice, out of order, some at the same moment --------------------------
 
 CALLBACK_DRILL = "callback_drill"
-# The lifecycle's tail (processes/_lifecycle/onestop.bpmn) alone: fee paid online, result sent by
-# post, delivered — or returned undelivered and handed back at the counter. The same message names
-# and the same postal connector as the real procedures; nothing else to walk through per case.
-CALLBACK_DRILL_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-                  xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"
-                  id="defs_callback_drill" targetNamespace="https://motcua.vn/bpmn/test">
-  <bpmn:message id="msg_payment_received" name="payment_received"/>
-  <bpmn:message id="msg_postal_delivered" name="postal_delivered"/>
-  <bpmn:message id="msg_postal_returned" name="postal_returned"/>
-  <bpmn:process id="callback_drill" name="Fee paid online, result by post" isExecutable="true">
-    <bpmn:laneSet id="lanes">
-      <bpmn:lane id="lane_onestop" name="onestop">
-        <bpmn:flowNodeRef>start</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>mark_payment</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>wait_payment</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>mark_paid</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>send_by_post</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>postal_gw</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>wait_postal_delivered</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>wait_postal_returned</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>hand_back_returned</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>mark_returned</bpmn:flowNodeRef>
-        <bpmn:flowNodeRef>end</bpmn:flowNodeRef>
-      </bpmn:lane>
-    </bpmn:laneSet>
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="mark_payment"/>
-    <bpmn:scriptTask id="mark_payment" name="Chờ thanh toán">
-      <bpmn:script>fee_due = 10000
-dossier_status = 'payment_requested'</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="mark_payment" targetRef="wait_payment"/>
-    <bpmn:intermediateCatchEvent id="wait_payment" name="Đã thanh toán">
-      <bpmn:messageEventDefinition id="payment_message" messageRef="msg_payment_received">
-        <bpmn:extensionElements>
-          <spiffworkflow:messageVariable>payment</spiffworkflow:messageVariable>
-        </bpmn:extensionElements>
-      </bpmn:messageEventDefinition>
-    </bpmn:intermediateCatchEvent>
-    <bpmn:sequenceFlow id="f3" sourceRef="wait_payment" targetRef="mark_paid"/>
-    <bpmn:scriptTask id="mark_paid" name="Đã thanh toán">
-      <bpmn:script>dossier_status = 'processed'</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f4" sourceRef="mark_paid" targetRef="send_by_post"/>
-    <bpmn:serviceTask id="send_by_post" name="Gửi kết quả qua bưu chính">
-      <bpmn:extensionElements>
-        <spiffworkflow:serviceTaskOperator id="postal.send_result" resultVariable="postal_order">
-          <spiffworkflow:parameters>
-            <spiffworkflow:parameter id="dossier_code" type="str" value="dossier_code"/>
-            <spiffworkflow:parameter id="address" type="str" value="delivery_address"/>
-          </spiffworkflow:parameters>
-        </spiffworkflow:serviceTaskOperator>
-      </bpmn:extensionElements>
-    </bpmn:serviceTask>
-    <bpmn:sequenceFlow id="f5" sourceRef="send_by_post" targetRef="postal_gw"/>
-    <bpmn:eventBasedGateway id="postal_gw" name="Kết quả phát"/>
-    <bpmn:sequenceFlow id="f6" sourceRef="postal_gw" targetRef="wait_postal_delivered"/>
-    <bpmn:sequenceFlow id="f7" sourceRef="postal_gw" targetRef="wait_postal_returned"/>
-    <bpmn:intermediateCatchEvent id="wait_postal_delivered" name="Đã phát">
-      <bpmn:messageEventDefinition id="postal_delivered_message" messageRef="msg_postal_delivered">
-        <bpmn:extensionElements>
-          <spiffworkflow:messageVariable>postal_delivery</spiffworkflow:messageVariable>
-        </bpmn:extensionElements>
-      </bpmn:messageEventDefinition>
-    </bpmn:intermediateCatchEvent>
-    <bpmn:sequenceFlow id="f8" sourceRef="wait_postal_delivered" targetRef="mark_returned"/>
-    <bpmn:intermediateCatchEvent id="wait_postal_returned" name="Bưu chính hoàn trả">
-      <bpmn:messageEventDefinition id="postal_returned_message" messageRef="msg_postal_returned">
-        <bpmn:extensionElements>
-          <spiffworkflow:messageVariable>postal_return</spiffworkflow:messageVariable>
-        </bpmn:extensionElements>
-      </bpmn:messageEventDefinition>
-    </bpmn:intermediateCatchEvent>
-    <bpmn:sequenceFlow id="f9" sourceRef="wait_postal_returned" targetRef="hand_back_returned"/>
-    <bpmn:userTask id="hand_back_returned" name="Trả tại quầy kết quả bị hoàn trả"/>
-    <bpmn:sequenceFlow id="f10" sourceRef="hand_back_returned" targetRef="mark_returned"/>
-    <bpmn:scriptTask id="mark_returned" name="Đã trả kết quả">
-      <bpmn:script>dossier_status = 'returned'</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f11" sourceRef="mark_returned" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
+# tests/fixtures/callback_drill.bpmn, the lifecycle's tail (processes/_lifecycle/onestop.bpmn)
+# alone: fee paid online, result sent by post, delivered — or returned undelivered and handed back
+# at the counter. The same message names and the same postal connector as the real procedures;
+# nothing else to walk through per case.
 STATUS_RANK = {"submitted": 0, "payment_requested": 1, "processed": 2, "returned": 3}
 PAYMENT_PATH, POSTAL_PATH = "/api/v1/connectors/payment/callback", "/api/v1/connectors/postal/callback"
 
@@ -370,7 +289,7 @@ def web_app(pg_settings) -> Iterator[Flask]:
     """The web app on PostgreSQL; its worker thread is not started: the test drains the work."""
     application = create_app(pg_settings)
     with transaction(application.extensions["motcua"].factory) as session:
-        install_bpmn(session, CALLBACK_DRILL, CALLBACK_DRILL_BPMN,
+        install_bpmn(session, CALLBACK_DRILL, (FIXTURES / "callback_drill.bpmn").read_text(),
                      catalogue_data={"delivery": ["counter", "post"]})
     yield application
     application.extensions["motcua"].engine.dispose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from backoffice.app import create_app
-from engine import catalogue, jobs, services
-from engine.config import Settings
-from engine.db import transaction
-from engine.migrate import upgrade
-from scripts.seed import DEMO_PASSWORD, _seed_accounts
-from tests.factories import api_token
+from scripts.seed import DEMO_PASSWORD
+from tests.factories import api_token, counter_case, demo_app
 
 PROCEDURE = "marital_status_confirmation"
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
@@ -32,21 +26,9 @@ EXAMPLES = 4  # per operation and caller, derandomized (the same requests on eve
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
-    path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    config = Settings.from_env({}, env="test", database_url=f"sqlite:///{path}", sandbox=True)
-    upgrade(config)
-    application = create_app(config)
-    factory = application.extensions["motcua"].factory
-    with transaction(factory) as session:
-        _seed_accounts(session)
-        catalogue.sync_procedure(session, catalogue.load_definition(catalogue.default_processes_dir() / PROCEDURE),
-                                 actor=services.SYSTEM_ACTOR)
-        services.submit_dossier(session, procedure_code=PROCEDURE, unit_code="anhoathinh", channel="counter",
-                                form={"purpose": "Kết hôn", "residence": "Thôn Đông"}, actor=services.SYSTEM_ACTOR,
-                                applicant={"type": "individual", "full_name": "Phạm Thị Dung", "phone": "0903334444"})
-    jobs.drain(factory, application.extensions["motcua"].registry, lease=timedelta(seconds=30))
-    yield application
-    application.extensions["motcua"].engine.dispose()
+    for application in demo_app(tmp_path_factory, "fuzz", sandbox=True):
+        counter_case(application)  # a dossier and a task for the generated requests to find
+        yield application
 
 
 @pytest.fixture(scope="module")

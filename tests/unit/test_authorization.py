@@ -11,23 +11,16 @@ before its input is looked at.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
-from sqlalchemy import select
 
-from backoffice.app import create_app
-from engine import catalogue, clock, jobs, services
+from engine import clock
 from engine.calendar import VN_TZ
-from engine.config import Settings
-from engine.db import transaction
-from engine.migrate import upgrade
-from engine.models import Dossier, Task
-from scripts.seed import CITIZEN, DEMO_PASSWORD, _seed_accounts, _seed_certificates
-from tests.factories import api_login_body, api_token
+from scripts.seed import CITIZEN, DEMO_PASSWORD
+from tests.factories import DEMO_PROCEDURE, api_token, counter_case, csrf_of, demo_app, page_login
 
-PROCEDURE = "marital_status_confirmation"
-FORM = {"purpose": "Kết hôn", "residence": "Thôn Đông, xã An Hòa Thịnh"}
+PROCEDURE = DEMO_PROCEDURE
 USERS = {
     "citizen": CITIZEN["username"],
     "onestop": "onestop.anhoathinh",
@@ -159,33 +152,14 @@ SKIPPED = {("POST", "/logout")}
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    path = tmp_path_factory.mktemp("authz") / "authz.db"
-    settings = Settings.from_env({}, env="test", database_url=f"sqlite:///{path}", sandbox=True)
-    upgrade(settings)
-    application = create_app(settings)
-    with transaction(application.extensions["motcua"].factory) as session:
-        _seed_accounts(session)
-        _seed_certificates(session, settings.secret_key)
-        catalogue.sync_procedure(session, catalogue.load_definition(catalogue.default_processes_dir() / PROCEDURE),
-                                 actor=services.SYSTEM_ACTOR)
-    yield application
-    application.extensions["motcua"].engine.dispose()
+    yield from demo_app(tmp_path_factory, "authz", certificates=True, sandbox=True)
 
 
 @pytest.fixture(scope="module")
 def target(app) -> dict[str, str]:
     """The values of the rules' parameters: An Hòa Thịnh's dossier and its open one-stop task."""
-    factory = app.extensions["motcua"].factory
     clock.freeze(datetime(2026, 11, 16, 9, 0, tzinfo=VN_TZ))
-    with transaction(factory) as session:
-        code = services.submit_dossier(
-            session, procedure_code=PROCEDURE, unit_code="anhoathinh", form=FORM, channel="counter",
-            actor=services.SYSTEM_ACTOR,
-            applicant={"type": "individual", "full_name": "Phạm Thị Dung", "phone": "0903334444"}).code
-    jobs.drain(factory, app.extensions["motcua"].registry, lease=timedelta(seconds=30))
-    with transaction(factory) as session:
-        dossier_id = session.scalar(select(Dossier.id).where(Dossier.code == code))
-        task_id = session.scalar(select(Task.id).where(Task.dossier_id == dossier_id, Task.state == "ready"))
+    code, task_id = counter_case(app)
     clock.reset()
     return {"code": code, "task_id": task_id, "attachment_id": "1", "document_id": "1", "consent_id": "1",
             "number": "1", "kind": "receipt", "fmt": "csv", "name": "bpmn-js.css"}
@@ -203,11 +177,6 @@ def _path(rule: str, target: dict[str, str], procedure: str = PROCEDURE) -> str:
     return re.sub(r"<([^>]+)>", value, rule)
 
 
-def _csrf(client) -> str:
-    page = client.get("/login").get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
 def _clients(app) -> dict[str, tuple[object, dict[str, str]]]:
     """Per kind of user: a browser session (pages) and a bearer token (API)."""
     clients = {"anonymous": (app.test_client(), {})}
@@ -215,12 +184,7 @@ def _clients(app) -> dict[str, tuple[object, dict[str, str]]]:
         client = app.test_client()
         headers = {"Authorization": "Bearer " + api_token(client, username, DEMO_PASSWORD)}
         if who != "citizen":
-            page = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
-                                               "csrf_token": _csrf(client)})
-            if page.headers.get("Location", "").endswith("/login/otp"):
-                body = api_login_body(app, username, DEMO_PASSWORD)  # a fresh code for the page login
-                page = client.post("/login/otp", data={"otp": body["otp"], "csrf_token": _csrf(client)})
-            assert page.status_code == 302, (who, page.status_code)
+            page_login(app, username, client)
         clients[who] = (client, headers)
     return clients
 
@@ -257,7 +221,7 @@ def test_each_kind_of_user_gets_exactly_what_the_matrix_allows(app, target):
             elif api:
                 response = client.post(path, headers=headers, json={})
             else:
-                response = client.post(path, data={"csrf_token": _csrf(client)})
+                response = client.post(path, data={"csrf_token": csrf_of(client)})
             status = response.status_code
             response.close()  # a file sent by the app is closed with its response
             if status >= 500:

@@ -37,18 +37,26 @@ from sqlalchemy import func, select
 from backoffice import security
 from backoffice.app import app_factory, create_app
 from connectors.http import sign
-from engine import catalogue, citizens, clock, jobs, services
+from engine import citizens, clock, services
 from engine.calendar import VN_TZ
 from engine.config import DEFAULT_SECRET, ConfigError, Settings
 from engine.db import transaction
-from engine.migrate import upgrade
-from engine.models import Attachment, Base, Dossier, Task, User
+from engine.models import Attachment, Base, Dossier, User
 from scripts.cli import main
-from scripts.seed import CITIZEN, DEMO_PASSWORD, _seed_accounts
-from tests.factories import api_login_body, sms_code
+from scripts.seed import CITIZEN, DEMO_PASSWORD
+from tests.factories import (
+    COUNTER_FORM,
+    DEMO_PROCEDURE,
+    api_login_body,
+    counter_case,
+    csrf_of,
+    demo_app,
+    page_login,
+    sms_code,
+)
 
-PROCEDURE = "marital_status_confirmation"
-FORM = {"purpose": "Kết hôn", "residence": "Thôn Đông, xã An Hòa Thịnh"}
+PROCEDURE = DEMO_PROCEDURE
+FORM = COUNTER_FORM
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 # Distinctive values, so that finding one in a log is not a coincidence.
 SECRET_KEY = "session-key-" + secrets.token_hex(16)
@@ -59,17 +67,8 @@ _hours = itertools.count()
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    path = tmp_path_factory.mktemp("security") / "security.db"
-    settings = Settings.from_env({}, env="test", database_url=f"sqlite:///{path}", sandbox=True,
-                                 secret_key=SECRET_KEY, payment_secret=PAYMENT_SECRET)
-    upgrade(settings)
-    application = create_app(settings)
-    with transaction(application.extensions["motcua"].factory) as session:
-        _seed_accounts(session)
-        catalogue.sync_procedure(session, catalogue.load_definition(catalogue.default_processes_dir() / PROCEDURE),
-                                 actor=services.SYSTEM_ACTOR)
-    yield application
-    application.extensions["motcua"].engine.dispose()
+    yield from demo_app(tmp_path_factory, "security", sandbox=True, secret_key=SECRET_KEY,
+                        payment_secret=PAYMENT_SECRET)
 
 
 @pytest.fixture(autouse=True)
@@ -82,17 +81,8 @@ def _later(app):
 @pytest.fixture(scope="module")
 def target(app) -> dict[str, str]:
     """An Hòa Thịnh's counter dossier and its open one-stop task."""
-    factory = app.extensions["motcua"].factory
     clock.freeze(START)
-    with transaction(factory) as session:
-        code = services.submit_dossier(
-            session, procedure_code=PROCEDURE, unit_code="anhoathinh", form=FORM, channel="counter",
-            actor=services.SYSTEM_ACTOR,
-            applicant={"type": "individual", "full_name": "Phạm Thị Dung", "phone": "0903334444"}).code
-    jobs.drain(factory, app.extensions["motcua"].registry, lease=timedelta(seconds=30))
-    with transaction(factory) as session:
-        dossier_id = session.scalar(select(Dossier.id).where(Dossier.code == code))
-        task_id = session.scalar(select(Task.id).where(Task.dossier_id == dossier_id, Task.state == "ready"))
+    code, task_id = counter_case(app)
     return {"code": code, "task_id": task_id, "attachment_id": "1", "document_id": "1", "consent_id": "1",
             "number": "1", "kind": "receipt", "fmt": "csv", "export_type": "csv"}
 
@@ -103,31 +93,14 @@ def _factory(app):
     return app.extensions["motcua"].factory
 
 
-def _csrf(client, path: str = "/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def _page_login(app, username: str):
-    """A browser session of an officer, designer, auditor or admin (leaders pass their TOTP code)."""
-    client = app.test_client()
-    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
-                                           "csrf_token": _csrf(client)})
-    if response.headers.get("Location", "").endswith("/login/otp"):
-        code = api_login_body(app, username, DEMO_PASSWORD)["otp"]
-        response = client.post("/login/otp", data={"otp": code, "csrf_token": _csrf(client, "/login/otp")})
-    assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    return client
-
-
 def _portal_login(app):
     """A browser session of the demo citizen: password, then the SMS code."""
     client = app.test_client()
     response = client.post("/portal/login", data={"id_number": CITIZEN["username"], "password": DEMO_PASSWORD,
-                                                  "csrf_token": _csrf(client, "/portal/login")})
+                                                  "csrf_token": csrf_of(client, "/portal/login")})
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
     response = client.post("/portal/code", data={"otp": sms_code(app, CITIZEN["phone"]),
-                                                 "csrf_token": _csrf(client, "/portal/code")})
+                                                 "csrf_token": csrf_of(client, "/portal/code")})
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
     return client
 
@@ -206,9 +179,9 @@ def test_every_page_form_refuses_a_post_without_or_with_a_wrong_csrf_token(app, 
                      "/portal/procedures/<code>/submit", "/portal/register", "/portal/code"):
         assert expected in rules
     assert any(rule.startswith("/admin/") and rule.endswith("/new/") for rule in rules)
-    clients = {"citizen": _portal_login(app), "designer": _page_login(app, "designer"),
-               "admin": _page_login(app, "admin"), "leader": _page_login(app, "leader.anhoathinh"),
-               "onestop": _page_login(app, "onestop.anhoathinh")}
+    clients = {"citizen": _portal_login(app), "designer": page_login(app, "designer"),
+               "admin": page_login(app, "admin"), "leader": page_login(app, "leader.anhoathinh"),
+               "onestop": page_login(app, "onestop.anhoathinh")}
     refusals: list[str] = []  # the CSRF check itself refused, not a form error that also answers 400
     check = security.abort
 
@@ -250,14 +223,14 @@ def test_login_and_logout_need_the_token_and_work_with_it(app):
     assert refused.status_code == 400
     assert client.get("/inbox").status_code == 302  # still logged out
     page = client.post("/login", data={"username": "onestop.anhoathinh", "password": DEMO_PASSWORD,
-                                       "csrf_token": _csrf(client)})
+                                       "csrf_token": csrf_of(client)})
     assert page.status_code == 302
     assert client.get("/inbox").status_code == 200
     # Logout CSRF: a cross-site form must not end the session either.
     assert client.post("/logout").status_code == 400
     assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 400
     assert client.get("/inbox").status_code == 200
-    assert client.post("/logout", data={"csrf_token": _csrf(client, "/inbox")}).status_code == 302
+    assert client.post("/logout", data={"csrf_token": csrf_of(client, "/inbox")}).status_code == 302
     assert client.get("/inbox").status_code == 302
 
 
@@ -271,8 +244,8 @@ API_PUBLIC_POSTS = {"/api/v1/auth/login", "/api/v1/auth/otp", "/api/v1/citizens"
 def test_a_browser_session_does_not_authenticate_the_api(app, target):
     """The API reads only ``Authorization: Bearer``: a logged-in browser (cookie, even with the CSRF
     token) calling /api/v1 is anonymous, so a cross-site request cannot ride on the session."""
-    officer = _page_login(app, "onestop.anhoathinh")  # may claim and complete the task through the pages
-    token = _csrf(officer, "/inbox")
+    officer = page_login(app, "onestop.anhoathinh")  # may claim and complete the task through the pages
+    token = csrf_of(officer, "/inbox")
     posts = sorted(rule.rule for rule in app.url_map.iter_rules()
                    if "POST" in rule.methods and rule.rule.startswith("/api/v1/")
                    and not rule.rule.startswith("/api/v1/test/") and rule.rule not in API_PUBLIC_POSTS)
@@ -367,7 +340,7 @@ def test_every_kind_of_response_carries_the_security_headers(app, target, monkey
             raise AssertionError(f"{name}: {exc}") from exc
         finally:
             response.close()
-    admin = _page_login(app, "admin")
+    admin = page_login(app, "admin")
     for path in ("/admin/", "/admin/admin_units/"):
         page = admin.get(path)
         assert page.status_code == 200
@@ -425,7 +398,7 @@ def _upload(content: bytes, name: str = "to-khai.pdf", mime: str = "application/
 def test_portal_uploads_are_limited_in_size_type_and_number(app, monkeypatch):
     client = _portal_login(app)
     submit = f"/portal/procedures/{PROCEDURE}/submit"
-    token = _csrf(client, submit)
+    token = csrf_of(client, submit)
     before = (_count(app, Dossier), _count(app, Attachment))
 
     # Too big: refused before the body is read, with the page saying why; nothing stored.
@@ -463,8 +436,8 @@ def test_portal_uploads_are_limited_in_size_type_and_number(app, monkeypatch):
 
 
 def test_reception_uploads_are_limited_in_size_and_type(app, monkeypatch):
-    officer = _page_login(app, "onestop.anhoathinh")
-    token = _csrf(officer, f"/reception?procedure={PROCEDURE}")
+    officer = page_login(app, "onestop.anhoathinh")
+    token = csrf_of(officer, f"/reception?procedure={PROCEDURE}")
     body = {"procedure": PROCEDURE, "csrf_token": token, **FORM, "applicant_full_name": "Lê Văn Cường",
             "applicant_phone": "0903334444", "delivery": "counter"}
     before = (_count(app, Dossier), _count(app, Attachment))
@@ -522,17 +495,17 @@ def test_page_login_lockout_says_when_to_retry_and_opens_again(app):
     username = "culture.anhoathinh"
     for n in range(5):
         response = client.post("/login", data={"username": username, "password": "nope",
-                                               "csrf_token": _csrf(client)})
+                                               "csrf_token": csrf_of(client)})
         assert response.status_code == 401
         assert ("Retry-After" in response.headers) == (n == 4)
     locked = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
-                                         "csrf_token": _csrf(client)}, headers={"X-Forwarded-For": "203.0.113.9"})
+                                         "csrf_token": csrf_of(client)}, headers={"X-Forwarded-For": "203.0.113.9"})
     assert locked.status_code == 401
     assert 0 < _retry_after(locked) <= 15 * 60
     assert "15" in locked.get_data(as_text=True)  # the page says how long
     clock.freeze(clock.now() + timedelta(minutes=15, seconds=1))
     opened = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
-                                         "csrf_token": _csrf(client)})
+                                         "csrf_token": csrf_of(client)})
     assert opened.status_code == 302
 
 
@@ -574,7 +547,7 @@ def test_citizen_login_codes_are_rate_limited_with_retry_after_and_the_limit_res
     # The portal's login page meets the same limit, and says when to come back.
     portal = app.test_client()
     page = portal.post("/portal/login", data={"id_number": CITIZEN["username"], "password": DEMO_PASSWORD,
-                                              "csrf_token": _csrf(portal, "/portal/login")})
+                                              "csrf_token": csrf_of(portal, "/portal/login")})
     assert page.status_code == 429
     assert _retry_after(page) == _retry_after(limited)
     clock.freeze(clock.now() + timedelta(minutes=50, seconds=1))
@@ -646,9 +619,9 @@ def test_no_password_token_code_or_key_reaches_the_logs(app, caplog):
     wrong_password = "Wrong@" + secrets.token_hex(6)
     secrets_seen.append(wrong_password)
     page.post("/login", data={"username": "onestop.anhoathinh", "password": wrong_password,
-                              "csrf_token": _csrf(page)})
+                              "csrf_token": csrf_of(page)})
     page.post("/login", data={"username": "onestop.anhoathinh", "password": DEMO_PASSWORD,
-                              "csrf_token": _csrf(page)})
+                              "csrf_token": csrf_of(page)})
     api = app.test_client()
     token = api.post("/api/v1/auth/login", json={"username": "onestop.anhoathinh",
                                                  "password": DEMO_PASSWORD}).get_json()["token"]
@@ -676,12 +649,12 @@ def test_no_password_token_code_or_key_reaches_the_logs(app, caplog):
         session.scalar(select(User).where(User.username == "leader.anhoathinh")).totp_secret = None
     leader = app.test_client()
     leader.post("/login", data={"username": "leader.anhoathinh", "password": DEMO_PASSWORD,
-                                "csrf_token": _csrf(leader)})
+                                "csrf_token": csrf_of(leader)})
     enrol_page = leader.get("/login/totp").get_data(as_text=True)
     totp_secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', enrol_page).group(1)
     totp_code = pyotp.TOTP(totp_secret).at(clock.now())
     secrets_seen += [totp_secret, totp_code]
-    enrolled = leader.post("/login/totp", data={"otp": totp_code, "csrf_token": _csrf(leader, "/login/totp")})
+    enrolled = leader.post("/login/totp", data={"otp": totp_code, "csrf_token": csrf_of(leader, "/login/totp")})
     assert enrolled.status_code == 302
     clock.freeze(clock.now() + timedelta(seconds=60))
     next_code = pyotp.TOTP(totp_secret).at(clock.now())
